@@ -1,0 +1,13 @@
+/* cli: the subcommand table of the fixgrid binary. Each entry's function
+ * receives argv starting at the command name and returns the exit status
+ * (0 ok, 1 failed jobs/checks, 2 bad usage or input, 3 internal error). */
+#ifndef FIXGRID_CLI_H
+#define FIXGRID_CLI_H
+
+/* X(name, function, one-line help) */
+#define FG_CLI_LIST(X)                                                                             \
+    X("train", fg_cmd_train, "train a zoo model on a dataset and print its test accuracy")
+
+int fg_cmd_train(int argc, char **argv);
+
+#endif

@@ -1,0 +1,223 @@
+/* nn: the CPU network core. float32, NCHW, OpenBLAS.
+ *
+ * A model is a small graph of nodes (layers) executed in order. It is built
+ * from a text description (see "Description language" below), so the zoo,
+ * model files and PyTorch fixtures all share one definition. Each node reads
+ * one or two earlier nodes (default: the node before it) and writes one
+ * activation buffer of n x c x h x w floats.
+ *
+ * Memory. Parameters, gradients and state (batch-norm running statistics)
+ * each live in ONE flat float buffer owned by the model and carved by the
+ * per-node offsets in fg_layer, so an approach can address weight i globally
+ * (params[i]) or per layer (params[layer->w_off + j]). Activations and their
+ * gradients are allocated once by fg_model_reserve(m, max_batch); forward and
+ * backward never allocate.
+ *
+ * Layer contract: forward keeps what backward needs (ReLU masks, max-pool
+ * argmax, batch-norm normalised inputs, im2col buffers) in the model's caches;
+ * backward ACCUMULATES into the gradient buffer, which the caller zeroes with
+ * fg_model_zero_grad(). Shapes are checked once, when the model is built.
+ *
+ * Errors: functions returning int return FG_OK or an fg_status with the line
+ * in fg_errmsg(). Nothing here is collective; a model is used by one thread.
+ *
+ * Description language (one node per line, or ';'-separated; '#' comments):
+ *     input c=1 h=28 w=28              first node, exactly once
+ *     conv out=6 k=5 s=1 p=0 [bias=1]  2-D convolution (square kernel)
+ *     dense out=120 [bias=1]           fully connected; flattens its input
+ *     maxpool k=3 [s=3] [p=0]          s defaults to k
+ *     avgpool k=2 [s=2]                average pool (no padding)
+ *     gap                              global average pool -> c x 1 x 1
+ *     relu | flatten | softmax-free: the loss takes logits
+ *     bn [eps=1e-5] [momentum=0.1]     batch norm over channels (PyTorch semantics)
+ *     dropout p=0.5                    inverted dropout; identity in eval mode
+ *     add in=a,b                       element-wise sum (residual)
+ *     concat in=a,b                    channel concatenation
+ *     scale                            per-channel affine (gamma, beta), identity at init
+ * Every node takes optional `name=NAME` (default "l<index>") and `in=NAME[,NAME]`.
+ * Tensor names in model files are "<node>.weight", "<node>.bias",
+ * "<node>.running_mean", "<node>.running_var", as PyTorch names them.
+ * Weight layouts follow PyTorch: conv [out][in][k][k], dense [out][in].
+ */
+#ifndef FIXGRID_NN_H
+#define FIXGRID_NN_H
+
+#include "fixgrid/util.h"
+
+#include <stddef.h>
+
+/* ---- layer kinds: X(ENUM, "keyword", has_params) ---- */
+#define FG_LAYER_LIST(X)                                                                           \
+    X(INPUT, "input")                                                                              \
+    X(DENSE, "dense")                                                                              \
+    X(CONV, "conv")                                                                                \
+    X(MAXPOOL, "maxpool")                                                                          \
+    X(AVGPOOL, "avgpool")                                                                          \
+    X(GAP, "gap")                                                                                  \
+    X(RELU, "relu")                                                                                \
+    X(BN, "bn")                                                                                    \
+    X(ADD, "add")                                                                                  \
+    X(CONCAT, "concat")                                                                            \
+    X(FLATTEN, "flatten")                                                                          \
+    X(DROPOUT, "dropout")                                                                          \
+    X(SCALE, "scale")
+
+typedef enum {
+#define FG_X(e, s) FG_LAYER_##e,
+    FG_LAYER_LIST(FG_X)
+#undef FG_X
+        FG_LAYER_COUNT
+} fg_layer_kind;
+
+const char *fg_layer_kind_name(fg_layer_kind k);
+
+/* Per-sample shape of an activation (dense outputs: c = features, h = w = 1). */
+typedef struct {
+    int c, h, w;
+} fg_shape;
+static inline size_t fg_shape_size(fg_shape s)
+{
+    return (size_t)s.c * (size_t)s.h * (size_t)s.w;
+}
+
+/* One node of the graph: a plain value, read-only for users of the model. */
+typedef struct {
+    fg_layer_kind kind;
+    char name[32];
+    int in[2], n_in;  /* input node indices (earlier nodes) */
+    fg_shape in_shape; /* shape of in[0] */
+    fg_shape out;     /* output shape per sample */
+    /* hyper-parameters (unused ones are 0) */
+    int out_c, k, stride, pad, has_bias;
+    float eps, momentum, p;
+    /* offsets into the flat buffers, -1 when absent */
+    long w_off, b_off; /* params/grads: weight, bias (BN, SCALE: gamma, beta) */
+    long n_w, n_b;
+    long s_off, n_s; /* state: BN running_mean (c) then running_var (c) */
+    int frozen;      /* 1: backward computes no parameter gradient here */
+} fg_layer;
+
+/* A float32 tensor view, NCHW, used at API boundaries. */
+typedef struct {
+    int ndim;
+    int dim[4];
+    float *data;
+    int owner; /* 1: data is freed by fg_tensor_free */
+} fg_tensor;
+fg_tensor fg_tensor_new(int ndim, const int *dim); /* zeroed, owner = 1 */
+fg_tensor fg_tensor_view(float *data, int ndim, const int *dim);
+size_t fg_tensor_size(const fg_tensor *t);
+void fg_tensor_free(fg_tensor *t);
+
+typedef struct fg_model fg_model;
+
+typedef enum { FG_MODE_EVAL, FG_MODE_TRAIN, FG_MODE_COUNT } fg_mode;
+
+/* ReLU masks and max-pool choices: OFF computes them, RECORD computes and keeps
+ * them per sample, FROZEN reuses the recorded ones, making the network affine
+ * in its input and in each layer's parameters. FROZEN needs the same n. */
+typedef enum { FG_PATTERN_OFF, FG_PATTERN_RECORD, FG_PATTERN_FROZEN, FG_PATTERN_COUNT } fg_pattern;
+
+/* ---- building ---- */
+/* Parse and validate a description; src names the file (or zoo entry) for
+ * error messages, which read "src:LINE: message". Parameters are zero; call
+ * fg_model_init_params. Returns FG_OK and *out, or a status. */
+int fg_model_parse(const char *desc, const char *src, fg_model **out);
+/* PyTorch-default initialisation (kaiming-uniform a=sqrt(5) for weights,
+ * uniform(+-1/sqrt(fan_in)) for biases, BN gamma 1 beta 0, running var 1). */
+void fg_model_init_params(fg_model *m, fg_rng *rng);
+/* Deep copy: description, parameters, state, frozen flags (no activations). */
+fg_model *fg_model_clone(const fg_model *m);
+void fg_model_free(fg_model *m);
+/* Allocate activation buffers for batches up to max_batch (idempotent, grows). */
+void fg_model_reserve(fg_model *m, int max_batch);
+/* Canonical description text (owned by the model). Parsing it rebuilds the
+ * same graph, including modules added with fg_model_insert. */
+const char *fg_model_desc(const fg_model *m);
+
+/* Add a node after node `after` without rebuilding: `line` is one description
+ * line; its input defaults to `after`; every later node that read `after`
+ * now reads the new node (so a "scale" becomes a per-channel patch). Existing
+ * parameters keep their offsets; new ones are appended and initialised with
+ * rng (SCALE: identity). With rewire = 0 nothing is rerouted (for a side
+ * branch such as a patch network, joined later by an inserted "add").
+ * *new_index receives the node's index. */
+int fg_model_insert(fg_model *m, int after, const char *line, int rewire, fg_rng *rng,
+                    int *new_index);
+
+/* ---- inspection ---- */
+int fg_model_n_nodes(const fg_model *m);
+const fg_layer *fg_model_node(const fg_model *m, int i);
+int fg_model_find(const fg_model *m, const char *name); /* index or -1 */
+int fg_model_output(const fg_model *m);                 /* index of the last node */
+fg_shape fg_model_input_shape(const fg_model *m);
+int fg_model_n_classes(const fg_model *m);
+size_t fg_model_n_params(const fg_model *m);
+size_t fg_model_n_state(const fg_model *m);
+float *fg_model_params(fg_model *m);
+float *fg_model_grads(fg_model *m);
+float *fg_model_state(fg_model *m);
+const float *fg_model_params_c(const fg_model *m);
+const float *fg_model_state_c(const fg_model *m);
+/* Freeze or unfreeze one node's parameters (optimisers skip frozen ranges). */
+void fg_model_set_frozen(fg_model *m, int node, int frozen);
+/* 1 where params[i] belongs to a frozen node (n_params bytes, owned by model). */
+const unsigned char *fg_model_frozen_mask(fg_model *m);
+
+/* ---- running ---- */
+void fg_model_set_mode(fg_model *m, fg_mode mode);
+fg_mode fg_model_mode(const fg_model *m);
+/* Dropout draws from this stream in TRAIN mode (borrowed, may be NULL in EVAL). */
+void fg_model_set_rng(fg_model *m, fg_rng *rng);
+void fg_model_set_pattern(fg_model *m, fg_pattern p);
+
+/* Forward n samples (n <= reserved batch) of x (n x input size). Returns the
+ * output activations (n x n_classes), owned by the model, valid until the next call. */
+const float *fg_model_forward(fg_model *m, const float *x, int n);
+/* Re-run nodes (from, end] on the activations already held for nodes <= from
+ * (set them with fg_model_act_mut). Requires fg_model_is_cut(m, from). */
+const float *fg_model_forward_from(fg_model *m, int from, int n);
+/* 1 when no node after k reads a node before k (so k's activation suffices). */
+int fg_model_is_cut(const fg_model *m, int k);
+/* Activations of node i from the last forward (n x size), owned by the model. */
+const float *fg_model_act(const fg_model *m, int i);
+float *fg_model_act_mut(fg_model *m, int i);
+
+/* Backward from the output: dout is dLoss/dlogits (n x n_classes) for the last
+ * forward's n. Accumulates parameter gradients; computes the input gradient. */
+void fg_model_backward(fg_model *m, const float *dout);
+/* Backward from a caller-supplied gradient at node k's output, through nodes <= k. */
+void fg_model_backward_from(fg_model *m, int k, const float *dout);
+/* dLoss/dinput of the last backward (n x input size), owned by the model. */
+const float *fg_model_input_grad(const fg_model *m);
+/* dLoss/d(activation of node i) of the last backward, owned by the model. */
+const float *fg_model_act_grad(const fg_model *m, int i);
+void fg_model_zero_grad(fg_model *m);
+
+/* ---- losses (mean over the batch); each writes dlogits when non-NULL ---- */
+/* Softmax cross-entropy with integer labels. */
+float fg_loss_ce(const float *logits, const int *labels, int n, int k, float *dlogits);
+/* Cross-entropy against soft targets (rows of probabilities). */
+float fg_loss_soft_ce(const float *logits, const float *targets, int n, int k, float *dlogits);
+/* KL(p_target || softmax(logits / T)) with target given as probabilities, times T^2. */
+float fg_loss_kl(const float *logits, const float *target_probs, int n, int k, float T,
+                 float *dlogits);
+/* Row-wise softmax of logits into probs (may alias). */
+void fg_softmax(const float *logits, float *probs, int n, int k);
+/* argmax per row */
+void fg_argmax(const float *x, int n, int k, int *out);
+
+/* ---- whole-dataset helpers (batched, EVAL mode, restores the mode) ---- */
+/* Predicted labels (and probabilities when probs != NULL, n x k) for n inputs. */
+void fg_model_predict(fg_model *m, const float *x, int n, int batch, int *labels, float *probs);
+/* Accuracy in % of fg_model_predict against labels. */
+double fg_model_accuracy(fg_model *m, const float *x, const int *labels, int n, int batch);
+
+/* ---- kernels: each OpenBLAS path has a naive twin, compared in tests ---- */
+/* C[MxN] = alpha * op(A) op(B) + beta * C, row-major, like cblas_sgemm. */
+void fg_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+             const float *B, float beta, float *C);
+void fg_gemm_naive(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   const float *B, float beta, float *C);
+
+#endif

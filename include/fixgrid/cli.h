@@ -6,8 +6,15 @@
 
 /* X(name, function, one-line help) */
 #define FG_CLI_LIST(X)                                                                             \
-    X("train", fg_cmd_train, "train a zoo model on a dataset and print its test accuracy")
+    X("train", fg_cmd_train, "train a zoo model on a dataset and print its test accuracy")        \
+    X("run", fg_cmd_run, "run an experiment's job grid under MPI (resumes; see run --help)")       \
+    X("job", fg_cmd_job, "run one job of an experiment in this process (the runner's child)")     \
+    X("tables", fg_cmd_tables, "merge shard ledgers and rebuild the tables from the ledger")
 
 int fg_cmd_train(int argc, char **argv);
+/* src/runner/: run is the only MPI command; job and tables never call MPI. */
+int fg_cmd_run(int argc, char **argv);
+int fg_cmd_job(int argc, char **argv);
+int fg_cmd_tables(int argc, char **argv);
 
 #endif

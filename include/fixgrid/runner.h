@@ -117,6 +117,10 @@ void fg_progress_show(fg_progress *p, int done, int failed, int running, int tot
 
 /* ---- signals: SIGTERM, SIGINT, SIGUSR1 set a flag; the loops poll it ---- */
 void fg_runner_signal_install(void);
+/* Back to the default actions once the work is done: when one rank exits
+ * non-zero, mpirun terminates the others with SIGTERM, which must then kill
+ * them rather than wait out odls_base_sigkill_timeout. */
+void fg_runner_signal_restore(void);
 /* 0, or the first signal number received. */
 int fg_runner_signal_pending(void);
 

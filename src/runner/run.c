@@ -901,6 +901,7 @@ int fg_cmd_run(int argc, char **argv)
     /* Every rank exits with rank 0's verdict. */
     MPI_Bcast(&ret, 1, MPI_INT, 0, MPI_COMM_WORLD);
 finalize:
+    fg_runner_signal_restore();
     free(jobs);
     fg_experiment_free(e);
     MPI_Finalize();

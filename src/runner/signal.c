@@ -29,6 +29,13 @@ void fg_runner_signal_install(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+void fg_runner_signal_restore(void)
+{
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
+}
+
 int fg_runner_signal_pending(void)
 {
     return stop_signal;

@@ -30,6 +30,9 @@
 #define FG_RUNNER_RESULT_FD 3
 /* Exit status of a job child whose fatal path fired (fg_set_fatal hook). */
 #define FG_RUNNER_CHILD_FATAL 70
+/* Exit status of a job child that was asked to stop (SIGTERM) before it
+ * could report: the job is not recorded, a rerun runs it. */
+#define FG_RUNNER_CHILD_CANCELLED 75
 /* Prefix of the line a dying child writes on its result fd before _exit. */
 #define FG_RUNNER_FATAL_TAG "#fatal "
 

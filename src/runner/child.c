@@ -156,6 +156,16 @@ static void settle(fg_child *c)
     }
     int st = c->wstatus;
     const char *text = c->buf ? c->buf : "";
+    /* Stopped from outside (Slurm signals every process of a step; SIGTERM
+     * is the polite stop) rather than failed: record nothing, rerun later.
+     * The runner's own limit kill uses SIGKILL and is flagged timed_out. */
+    int stop_sig = WIFSIGNALED(st) && (WTERMSIG(st) == SIGTERM || WTERMSIG(st) == SIGINT ||
+                                       WTERMSIG(st) == SIGHUP || WTERMSIG(st) == SIGUSR1);
+    if (!c->timed_out &&
+        (stop_sig || (WIFEXITED(st) && WEXITSTATUS(st) == FG_RUNNER_CHILD_CANCELLED))) {
+        c->state = FG_CHILD_CANCELLED;
+        return;
+    }
     if (c->timed_out) {
         snprintf(c->reason, sizeof c->reason, "time limit exceeded (%.0f s)",
                  c->deadline - c->start);

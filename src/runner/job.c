@@ -7,8 +7,12 @@
  * nobody; it caps its own address space at the experiment's memory limit; its
  * fatal path logs, tells the parent why on the result fd and calls _exit, so
  * an allocation failure becomes a FAILURE row with a reason. SIGTERM sets the
- * cancel flag that fg_job_exec polls. The two statics exist because a fatal
- * hook and a signal handler get no user pointer.
+ * cancel flag that fg_job_exec polls, and a cancelled job reports nothing
+ * (exit FG_RUNNER_CHILD_CANCELLED) so a rerun does it again. SIGUSR1 and
+ * SIGINT are ignored: Slurm signals every process of a step (the warning
+ * before the time limit included), and whether to stop is the runner's call.
+ * The two statics exist because a fatal hook and a signal handler get no user
+ * pointer.
  */
 #include "fixgrid/cli.h"
 #include "fixgrid/grid.h"
@@ -117,6 +121,8 @@ int fg_cmd_job(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     char prefix[64];
     snprintf(prefix, sizeof prefix, "job %s", key);
     fg_log_set_prefix(prefix);
@@ -148,6 +154,11 @@ int fg_cmd_job(int argc, char **argv)
     if (fg_job_exec(e, job, &cancel_flag, &rec) != FG_OK) {
         fprintf(stderr, "fixgrid job: %s: %s\n", key, fg_errmsg());
         ret = 3;
+        goto cleanup;
+    }
+    if (cancel_flag) {
+        fg_log(FG_LOG_INFO, "cancelled after %.2f s: not reported", fg_now() - t0);
+        ret = FG_RUNNER_CHILD_CANCELLED;
         goto cleanup;
     }
     fg_log(FG_LOG_INFO, "end %s after %.2f s", job->label, fg_now() - t0);

@@ -248,6 +248,8 @@ typedef struct {
     int local_jobs;
 } sched_ctx;
 
+static void begin_stop(sched_ctx *s, int sig, int from);
+
 static void finish_job(sched_ctx *s, int idx, char state, const char *payload)
 {
     const fg_job *job = &s->jobs[idx];
@@ -255,6 +257,9 @@ static void finish_job(sched_ctx *s, int idx, char state, const char *payload)
     if (state == 'C') {
         s->cancelled++;
         fg_log(FG_LOG_INFO, "cancelled %s (%s): will rerun on resume", job->key, job->label);
+        /* A job process stopped from outside (Slurm signals every process
+         * of a step) means the run is being shut down: stop with it. */
+        if (!s->stopping) begin_stop(s, SIGTERM, -1);
         return;
     }
     if (state == 'D') {
@@ -317,10 +322,13 @@ static void begin_stop(sched_ctx *s, int sig, int from)
     int running = 0;
     for (int r = 0; r < s->size; r++)
         running += s->busy[r] >= 0;
-    fg_log(FG_LOG_WARN,
-           "signal %d (%s) on rank %d: no new jobs; %d running get %.0f s to finish, then a "
-           "rerun resumes",
-           sig, strsignal(sig), from, running, s->o->grace);
+    char who[64];
+    if (from >= 0)
+        snprintf(who, sizeof who, "signal %d (%s) on rank %d", sig, strsignal(sig), from);
+    else
+        snprintf(who, sizeof who, "a job process was stopped from outside");
+    fg_log(FG_LOG_WARN, "%s: no new jobs; %d running get %.0f s to finish, then a rerun resumes",
+           who, running, s->o->grace);
     for (int r = 1; r < s->size; r++)
         if (s->busy[r] >= 0) MPI_Send(&s->o->grace, 1, MPI_DOUBLE, r, TAG_STOP, MPI_COMM_WORLD);
 }

@@ -3,7 +3,9 @@
 # in docs/INFRA.md) runs the fixture grid through slurm/run.sbatch; the test
 # forces a requeue mid-run (scontrol requeue while job processes hang, then
 # scontrol update StartTime=now) and checks that the restarted job resumes and
-# completes with every job's result exactly once, in one appended log. Then
+# completes with every job's result exactly once, in one appended log; a
+# SIGUSR1 warning (scancel --batch --signal=USR1) makes the script stop the
+# run gracefully and requeue itself, and the restart completes. Then
 # slurm/submit-array.sh runs the grid as an array of shards plus the
 # dependent gather job. The daemons are stopped by the PIDs this test started.
 # Exits 77 (skipped) when Slurm is not installed.
@@ -113,6 +115,36 @@ cat "$log"
 grep -q "restart 1" "$log" || fail "the restart did not see SLURM_RESTART_COUNT=1"
 $PY "$CHECK" once "$out/ledger.tsv" keys.txt || fail "after the requeue"
 ls "$out"/*.csv > /dev/null || fail "no tables"
+
+# ---- the time-limit warning: SIGUSR1 to the batch shell (as --signal=B:USR1@N
+# sends it); the script forwards it, the run stops within its grace, and the
+# script requeues the job itself; the restart resumes ----
+rm -rf "${out:?}"
+job=$(FIXGRID="$T/fixgrid-wrapper.sh" FG_GRACE=2 sbatch --parsable --export=ALL --ntasks=1 \
+    --output="$T/warn-%j.out" "$FG_SOURCE_DIR/slurm/run.sbatch" exp.yaml)
+job=${job%%;*}
+wait_state "$job" RUNNING 60 || fail "the warned job did not start"
+for _ in $(seq 1 120); do
+    [ "$(pgrep -fc "$FG_EXE job $T/" || true)" -ge 1 ] && break
+    sleep 0.5
+done
+scancel --batch --signal=USR1 "$job"
+for _ in $(seq 1 60); do
+    grep -q "requeueing job $job" "$T/warn-$job.out" 2> /dev/null && break
+    sleep 0.5
+done
+grep -q "requeueing job $job" "$T/warn-$job.out" || fail "no self-requeue: $(cat "$T/warn-$job.out")"
+for _ in $(seq 1 60); do
+    s=$(scontrol show job "$job" | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+    [ "$s" = PENDING ] && break
+    sleep 0.5
+done
+scontrol update jobid="$job" StartTime=now
+wait_state "$job" COMPLETED 120 || fail "the warned job did not complete: $(cat "$T/warn-$job.out")"
+cat "$T/warn-$job.out"
+grep -q "no new jobs" "$T/warn-$job.out" || fail "the run did not hear the warning"
+grep -q "restart 1" "$T/warn-$job.out" || fail "no restart after the warning"
+$PY "$CHECK" once "$out/ledger.tsv" keys.txt || fail "after the warning and self-requeue"
 
 # ---- array of shards + dependent gather ----
 rm -rf "${out:?}"

@@ -6,6 +6,9 @@
 # FG_TEST_FAULT (grid's test hook, honoured by the noop approach's fix jobs)
 # reaches the job children through the environment.
 source "$(dirname "$0")/lib.sh"
+# Under AddressSanitizer a SIGSEGV would become ASan's report and exit 1;
+# let the crash be a crash.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_segv=0"
 
 mkexp exp.yaml 's/time_s:.*/time_s: 3/'
 all_keys exp.yaml > keys.txt

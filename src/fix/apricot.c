@@ -41,7 +41,7 @@ static const fg_fix_param params[P_COUNT] = {
     [P_SUBSET] = {"subset", FG_PARAM_FLOAT, 0.2, 0.1, 0.001, 1, NULL, "share of the training split per rDLM"},
     [P_EPOCHS] = {"reduced_epochs", FG_PARAM_INT, 40, 2, 1, 10000, NULL, "fine-tuning epochs per rDLM"},
     [P_ETA] = {"eta", FG_PARAM_FLOAT, 1e-3, NAN, 0, 10, NULL, "adjustment rate"},
-    [P_SIGN] = {"sign", FG_PARAM_INT, 1, NAN, -1, 1, NULL, "update sign s: +1 as the artifacts, -1 as the abstract"},
+    [P_SIGN] = {"sign", FG_PARAM_ENUM, 0, NAN, 0, 1, "1|-1", "update sign s: 1 as the artifacts, -1 as the abstract"},
     [P_STRATEGY] = {"strategy", FG_PARAM_ENUM, 0, NAN, 0, 2, "both|correct|incorrect", "which rDLM means drive the update"},
     [P_ADJ_BATCH] = {"adjust_batch", FG_PARAM_INT, 20, NAN, 1, 100000, NULL, "failing cases per adjustment step"},
     [P_RETRAIN] = {"retrain_batches", FG_PARAM_INT, 0, 50, 0, 1e9, NULL, "minibatches of retraining per step; 0 = one epoch"},
@@ -115,7 +115,7 @@ static int ap_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     const fg_dataset *tr = ctx->train, *va = ctx->valid, *rep = ctx->repair;
     static const char *const strategy_names[] = {"both", "correct", "incorrect"};
     snprintf(res->variant, sizeof res->variant, "%s;sign=%+d;%s", ctx->preset_cpu ? "cpu" : "published",
-             (int)pv[P_SIGN], strategy_names[(int)pv[P_STRATEGY]]);
+             pv[P_SIGN] == 0 ? 1 : -1, strategy_names[(int)pv[P_STRATEGY]]);
     fg_model **rd = fg_xcalloc((size_t)nr, sizeof(fg_model *));
     unsigned char *ok = fg_xmalloc((size_t)nr * (size_t)rep->n);
     int *pred = fg_xmalloc(sizeof(int) * (size_t)rep->n);
@@ -191,7 +191,7 @@ static int ap_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     int ab = (int)pv[P_ADJ_BATCH], maxb = (int)pv[P_MAXB], pat = (int)pv[P_PATIENCE];
     int steps = (nf + ab - 1) / ab, stale = 0, adjusted = 0;
     if (maxb > 0 && maxb < steps) steps = maxb;
-    double eta = pv[P_ETA], sgn = pv[P_SIGN];
+    double eta = pv[P_ETA], sgn = pv[P_SIGN] == 0 ? 1.0 : -1.0;
     int strategy = (int)pv[P_STRATEGY];
     size_t dim = fg_dataset_dim(rep);
     for (int s = 0; s < steps && stale < pat; s++) {

@@ -58,7 +58,7 @@ void fg_dataset_standardize(fg_dataset *d, const float *mean, const float *std);
  * unknown column name, a non-numeric cell, an unmappable label or group. */
 typedef struct {
     const char *label_col;
-    const char *group_col;         /* NULL: no group */
+    const char *group_col;          /* NULL: no group */
     const char *const *categorical; /* NULL-terminated list, may be NULL */
     const char *const *drop;        /* columns to ignore, NULL-terminated, may be NULL */
     int (*label_fn)(const char *cell, void *user);
@@ -73,7 +73,13 @@ void fg_dataset_standardize_fit(const fg_dataset *fit, float *mean, float *std);
 void fg_dataset_standardize_features(fg_dataset *d, const float *mean, const float *std);
 
 /* ---- splits: train / valid / repair / test ---- */
-typedef enum { FG_SPLIT_TRAIN, FG_SPLIT_VALID, FG_SPLIT_REPAIR, FG_SPLIT_TEST, FG_SPLIT_COUNT } fg_split_kind;
+typedef enum {
+    FG_SPLIT_TRAIN,
+    FG_SPLIT_VALID,
+    FG_SPLIT_REPAIR,
+    FG_SPLIT_TEST,
+    FG_SPLIT_COUNT
+} fg_split_kind;
 const char *fg_split_name(fg_split_kind k);
 
 /* Deterministic split of `pool` into consecutive parts of the given sizes after a
@@ -90,15 +96,15 @@ enum { FG_CSKEW_COLOUR = 0, FG_CSKEW_GRAY = 1, FG_CSKEW_GROUPS = 2 };
 /* The study's shares (Wang et al.): the first half of the classes 0.95
  * colour, the rest 0.05; share receives n_classes entries. */
 void fg_cskew_study_shares(int n_classes, float *share);
-/* Skewed set: in class c exactly round(colour_share[c] x n_c) images, chosen
- * by a seeded shuffle, are colour and the rest grayscale. */
+/* Skewed set: in class c exactly round(colour_share[c] x n_c) images (ties
+ * up), chosen by a seeded shuffle, are colour and the rest grayscale. */
 int fg_cskew_skewed(const fg_dataset *src, const float *colour_share, uint64_t seed,
                     fg_dataset *out);
 /* Both versions: rows [0, n) colour, rows [n, 2n) grayscale, same order. */
 int fg_cskew_both(const fg_dataset *src, uint64_t seed, fg_dataset *out);
 /* The study's construction from plain splits: train and valid skewed,
  * repair and test in both versions (twice the rows). */
-int fg_cskew_splits(const fg_dataset in[FG_SPLIT_COUNT], const float *colour_share,
-                    uint64_t seed, fg_dataset out[FG_SPLIT_COUNT]);
+int fg_cskew_splits(const fg_dataset in[FG_SPLIT_COUNT], const float *colour_share, uint64_t seed,
+                    fg_dataset out[FG_SPLIT_COUNT]);
 
 #endif

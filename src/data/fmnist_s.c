@@ -117,7 +117,10 @@ int fg_cskew_skewed(const fg_dataset *src, const float *colour_share, uint64_t s
         for (int i = 0; i < n; i++)
             if (src->y[i] == c) members[m++] = i;
         fg_rng_shuffle(&rng, members, (size_t)m);
-        int want = (int)floor((double)colour_share[c] * m + 0.5);
+        /* The share is read to 6 decimals so that float noise cannot move a
+         * tie (0.95 x 10 = 9.5): ties round up. */
+        double sh = floor((double)colour_share[c] * 1e6 + 0.5) / 1e6;
+        int want = (int)floor(sh * m + 0.5 + 1e-9);
         for (int j = 0; j < want; j++)
             colour[members[j]] = 1;
     }

@@ -83,15 +83,17 @@ static void parity_formula(fg_model *m)
     }
 }
 
-/* |got - want| <= atol + rtol |want| elementwise; reports the worst element. */
-static double check_close(const char *arch, const char *what, const float *got, const float *want,
-                          size_t n, double rtol, double atol)
+/* |got - want| <= atol + rtol |want| (+ extra[i] when extra is not NULL)
+ * elementwise; reports the worst element; returns the max |got - want|. */
+static double check_close_x(const char *arch, const char *what, const float *got,
+                            const float *want, size_t n, double rtol, double atol,
+                            const double *extra)
 {
     double worst = 0, max_abs = 0;
     size_t wi = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)got[i] - (double)want[i]);
-        double excess = d - (atol + rtol * fabs((double)want[i]));
+        double excess = d - (atol + rtol * fabs((double)want[i]) + (extra ? extra[i] : 0));
         if (d > max_abs) max_abs = d;
         if (excess > worst || !isfinite(got[i])) {
             worst = isfinite(got[i]) ? excess : INFINITY;
@@ -101,6 +103,19 @@ static double check_close(const char *arch, const char *what, const float *got, 
     cr_expect(worst <= 0, "%s %s[%zu]: fixgrid %.9g, PyTorch %.9g (atol %.3g, rtol %.3g)", arch,
               what, wi, (double)got[wi], (double)want[wi], atol, rtol);
     return max_abs;
+}
+
+static double check_close(const char *arch, const char *what, const float *got, const float *want,
+                          size_t n, double rtol, double atol)
+{
+    return check_close_x(arch, what, got, want, n, rtol, atol, NULL);
+}
+
+static double max_abs(const float *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fabs((double)x[i]) > m ? fabs((double)x[i]) : m;
+    return m;
 }
 
 static float *read_f32(const fg_st *st, const char *name, size_t want)
@@ -197,8 +212,20 @@ static void run_arch(const char *arch)
     for (int node = 0; node < fg_model_n_nodes(m); node++) {
         fg_st_model_tensor t[4];
         int k = fg_st_model_tensors(m, node, t);
+        /* The gradient scale of the node: a bias feeding batch norm has a true
+         * gradient of exactly 0, so both sides hold rounding noise, small
+         * next to the node's weight gradient but not next to itself. */
+        double node_scale = 0;
         for (int j = 0; j < k; j++) {
-            char name[96];
+            char name[512];
+            if (t[j].buffer) continue;
+            snprintf(name, sizeof name, "grad_rms.%s", t[j].name);
+            float *r = read_f32(fx, name, 1);
+            node_scale = r[0] > node_scale ? r[0] : node_scale;
+            free(r);
+        }
+        for (int j = 0; j < k; j++) {
+            char name[512]; /* sized for -Wformat-truncation, names are < 48 */
             snprintf(name, sizeof name, "idx.%s", t[j].name);
             const fg_st_tensor *ti = fg_st_find(fx, name);
             cr_assert(ti, "%s: fixture lacks %s", arch, name);
@@ -221,22 +248,28 @@ static void run_arch(const char *arch)
                 float rms = (float)sqrt(ss / (double)t[j].n);
                 snprintf(name, sizeof name, "grad_rms.%s", t[j].name);
                 float *want_rms = read_f32(fx, name, 1);
-                check_close(arch, name, &rms, want_rms, 1, GRAD_RTOL, 1e-12);
+                const double floor = GRAD_FLOOR * node_scale + 1e-12;
+                check_close(arch, name, &rms, want_rms, 1, GRAD_RTOL, floor);
                 snprintf(name, sizeof name, "grad.%s", t[j].name);
-                want = read_f32(fx, name, ti->count);
-                double d = check_close(arch, name, got, want, ti->count, GRAD_RTOL,
-                                       GRAD_FLOOR * want_rms[0] + 1e-12);
-                if (want_rms[0] > 0 && d / want_rms[0] > worst_grad) worst_grad = d / want_rms[0];
-                free(want);
+                float *want_g = read_f32(fx, name, ti->count);
+                double d = check_close(arch, name, got, want_g, ti->count, GRAD_RTOL, floor);
+                if (node_scale > 0 && d / node_scale > worst_grad) worst_grad = d / node_scale;
                 free(want_rms);
-                /* the SGD step on the whole tensor, then its sample */
+                /* the SGD step on the whole tensor, then its sample; the step
+                 * inherits lr times the gradient tolerance */
                 float *p = params + t[j].off;
                 for (long i = 0; i < t[j].n; i++) p[i] -= lr * grads[t[j].off + i];
-                for (size_t s = 0; s < ti->count; s++) got[s] = p[idx[s]];
+                double *tol = fg_xmalloc(ti->count * sizeof *tol);
+                for (size_t s = 0; s < ti->count; s++) {
+                    got[s] = p[idx[s]];
+                    tol[s] = lr * (GRAD_RTOL * fabs((double)want_g[s]) + floor);
+                }
                 snprintf(name, sizeof name, "step.%s", t[j].name);
                 want = read_f32(fx, name, ti->count);
-                check_close(arch, name, got, want, ti->count, STATE_RTOL, STATE_ATOL);
+                check_close_x(arch, name, got, want, ti->count, STATE_RTOL, STATE_ATOL, tol);
+                free(tol);
                 free(want);
+                free(want_g);
             }
             n_tensors++;
             free(idx);
@@ -251,12 +284,16 @@ static void run_arch(const char *arch)
 
     fg_model_set_mode(m, FG_MODE_EVAL);
     want = read_f32(fx, "logits_step", (size_t)B * K);
+    /* After one lr-0.1 step the eval-mode BN statistics lag the new weights
+     * and the deep nets' logits can reach 1e4, beyond float32's 1e-4 absolute
+     * resolution: the tolerance scales with the largest logit. */
+    double scale = max_abs(want, (size_t)B * K);
     double d_step = check_close(arch, "logits_step", fg_model_forward(m, x, B), want,
-                                (size_t)B * K, 0, LOGIT_ATOL);
+                                (size_t)B * K, 0, LOGIT_ATOL * (scale > 1 ? scale : 1));
     free(want);
-    cr_log_info("%-12s %s weights, %d tensors: max |dlogits| eval %.2e train %.2e step %.2e, "
-                "max |dgrad|/rms %.2e",
-                arch, weights, n_tensors, d_eval, d_train, d_step, worst_grad);
+    cr_log_info("%-12s %s weights, %d tensors: max |dlogits| eval %.2e train %.2e step %.2e "
+                "(max |logit| %.3g), max |dgrad|/node grad rms %.2e",
+                arch, weights, n_tensors, d_eval, d_train, d_step, scale, worst_grad);
 
     free(dlogits);
     free(labels);

@@ -64,7 +64,6 @@ typedef struct {
 
 /* Error at the current position, reported as a file offset (the header
  * starts after the 8-byte length). */
-#define JERR(j, ...) jerr((j), __VA_ARGS__)
 __attribute__((format(printf, 2, 3))) static int jerr(const jp *j, const char *fmt, ...)
 {
     char msg[512];
@@ -91,8 +90,8 @@ static int peek(jp *j)
 static int expect(jp *j, char c)
 {
     if (peek(j) != c) {
-        if (j->i >= j->n) return JERR(j, "expected '%c', found end of header", c);
-        return JERR(j, "expected '%c', found '%c'", c, j->s[j->i]);
+        if (j->i >= j->n) return jerr(j, "expected '%c', found end of header", c);
+        return jerr(j, "expected '%c', found '%c'", c, j->s[j->i]);
     }
     j->i++;
     return FG_OK;
@@ -101,14 +100,18 @@ static int expect(jp *j, char c)
 static int hex4(jp *j, unsigned *out)
 {
     unsigned v = 0;
-    if (j->i + 4 > j->n) return JERR(j, "truncated \\u escape");
+    if (j->i + 4 > j->n) return jerr(j, "truncated \\u escape");
     for (int k = 0; k < 4; k++) {
         char c = j->s[j->i++];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return JERR(j, "bad hex digit in \\u escape");
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return jerr(j, "bad hex digit in \\u escape");
     }
     *out = v;
     return FG_OK;
@@ -126,7 +129,7 @@ static int parse_string(jp *j, char **out)
     char *b = fg_xmalloc(cap);
     for (;;) {
         if (j->i >= j->n) {
-            rc = JERR(j, "unterminated string");
+            rc = jerr(j, "unterminated string");
             goto cleanup;
         }
         unsigned char c = (unsigned char)j->s[j->i++];
@@ -134,7 +137,7 @@ static int parse_string(jp *j, char **out)
         if (c == '"') break;
         if (c < 0x20) {
             j->i--;
-            rc = JERR(j, "control character in string");
+            rc = jerr(j, "control character in string");
             goto cleanup;
         }
         if (len + 5 > cap) b = fg_xrealloc(b, cap *= 2);
@@ -143,45 +146,41 @@ static int parse_string(jp *j, char **out)
             continue;
         }
         if (j->i >= j->n) {
-            rc = JERR(j, "unterminated escape");
+            rc = jerr(j, "unterminated escape");
             goto cleanup;
         }
         char e = j->s[j->i++];
-        switch (e) {
-        case '"': b[len++] = '"'; continue;
-        case '\\': b[len++] = '\\'; continue;
-        case '/': b[len++] = '/'; continue;
-        case 'b': b[len++] = '\b'; continue;
-        case 'f': b[len++] = '\f'; continue;
-        case 'n': b[len++] = '\n'; continue;
-        case 'r': b[len++] = '\r'; continue;
-        case 't': b[len++] = '\t'; continue;
-        case 'u': break;
-        default:
+        static const char esc_from[] = "\"\\/bfnrt", esc_to[] = "\"\\/\b\f\n\r\t";
+        const char *hit = e ? strchr(esc_from, e) : NULL;
+        if (hit) {
+            b[len++] = esc_to[hit - esc_from];
+            continue;
+        }
+        if (e != 'u') {
             j->i--;
-            rc = JERR(j, "bad escape '\\%c'", e);
+            rc = jerr(j, "bad escape '\\%c'", e);
             goto cleanup;
         }
         if ((rc = hex4(j, &cp))) goto cleanup;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
             unsigned lo = 0;
             if (j->i + 2 > j->n || j->s[j->i] != '\\' || j->s[j->i + 1] != 'u') {
-                rc = JERR(j, "lone high surrogate");
+                rc = jerr(j, "lone high surrogate");
                 goto cleanup;
             }
             j->i += 2;
             if ((rc = hex4(j, &lo))) goto cleanup;
             if (lo < 0xDC00 || lo > 0xDFFF) {
-                rc = JERR(j, "bad low surrogate");
+                rc = jerr(j, "bad low surrogate");
                 goto cleanup;
             }
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            rc = JERR(j, "lone low surrogate");
+            rc = jerr(j, "lone low surrogate");
             goto cleanup;
         }
         if (cp == 0) {
-            rc = JERR(j, "\\u0000 in string");
+            rc = jerr(j, "\\u0000 in string");
             goto cleanup;
         }
         if (cp < 0x80) {
@@ -213,21 +212,21 @@ cleanup:
 static int parse_uint(jp *j, uint64_t *out)
 {
     int c = peek(j);
-    if (c < '0' || c > '9') return JERR(j, "expected a non-negative integer");
+    if (c < '0' || c > '9') return jerr(j, "expected a non-negative integer");
     size_t start = j->i;
     uint64_t v = 0;
     while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') {
         unsigned d = (unsigned)(j->s[j->i] - '0');
-        if (v > (UINT64_MAX - d) / 10) return JERR(j, "integer overflow");
+        if (v > (UINT64_MAX - d) / 10) return jerr(j, "integer overflow");
         v = v * 10 + d;
         j->i++;
     }
     if (j->i - start > 1 && j->s[start] == '0') {
         j->i = start;
-        return JERR(j, "leading zero in integer");
+        return jerr(j, "leading zero in integer");
     }
     if (j->i < j->n && (j->s[j->i] == '.' || j->s[j->i] == 'e' || j->s[j->i] == 'E'))
-        return JERR(j, "expected an integer, found a fraction or exponent");
+        return jerr(j, "expected an integer, found a fraction or exponent");
     *out = v;
     return FG_OK;
 }
@@ -243,7 +242,7 @@ static int parse_uint_array(jp *j, uint64_t *v, int max, int *count, const char 
         return FG_OK;
     }
     for (;;) {
-        if (*count >= max) return JERR(j, "%s has more than %d entries", what, max);
+        if (*count >= max) return jerr(j, "%s has more than %d entries", what, max);
         if ((rc = parse_uint(j, &v[(*count)++]))) return rc;
         int c = peek(j);
         if (c == ',') {
@@ -254,7 +253,7 @@ static int parse_uint_array(jp *j, uint64_t *v, int max, int *count, const char 
             j->i++;
             return FG_OK;
         }
-        return JERR(j, "expected ',' or ']' in %s", what);
+        return jerr(j, "expected ',' or ']' in %s", what);
     }
 }
 
@@ -283,7 +282,7 @@ static int parse_metadata(jp *j, fg_st *st)
         if ((rc = parse_string(j, &k))) return rc;
         if (fg_st_meta(st, k)) {
             j->i = at;
-            rc = JERR(j, "duplicate metadata key \"%s\"", k);
+            rc = jerr(j, "duplicate metadata key \"%s\"", k);
             free(k);
             return rc;
         }
@@ -301,7 +300,7 @@ static int parse_metadata(jp *j, fg_st *st)
             j->i++;
             return FG_OK;
         }
-        return JERR(j, "expected ',' or '}' in __metadata__");
+        return jerr(j, "expected ',' or '}' in __metadata__");
     }
 }
 
@@ -327,7 +326,7 @@ static int parse_tensor(jp *j, fg_st_tensor *t, uint64_t off[2])
                 if (!strcmp(d, dtype_table[i].name)) found = i;
             if (found < 0) {
                 j->i = dat;
-                rc = JERR(j, "unknown dtype \"%s\"", d);
+                rc = jerr(j, "unknown dtype \"%s\"", d);
                 free(d);
                 goto bad;
             }
@@ -339,7 +338,7 @@ static int parse_tensor(jp *j, fg_st_tensor *t, uint64_t off[2])
             if ((rc = parse_uint_array(j, dims, FG_ST_MAX_DIMS, &t->ndim, "shape"))) goto bad;
             for (int d = 0; d < t->ndim; d++) {
                 if (dims[d] > (uint64_t)INT64_MAX) {
-                    rc = JERR(j, "dimension too large");
+                    rc = jerr(j, "dimension too large");
                     goto bad;
                 }
                 t->dim[d] = (int64_t)dims[d];
@@ -349,12 +348,12 @@ static int parse_tensor(jp *j, fg_st_tensor *t, uint64_t off[2])
             if (seen_off++) goto dup;
             if ((rc = parse_uint_array(j, off, 2, &cnt, "data_offsets"))) goto bad;
             if (cnt != 2) {
-                rc = JERR(j, "data_offsets needs exactly 2 integers");
+                rc = jerr(j, "data_offsets needs exactly 2 integers");
                 goto bad;
             }
         } else {
             j->i = at;
-            rc = JERR(j, "unknown key \"%s\" in a tensor entry", k);
+            rc = jerr(j, "unknown key \"%s\" in a tensor entry", k);
             goto bad;
         }
         free(k);
@@ -363,16 +362,17 @@ static int parse_tensor(jp *j, fg_st_tensor *t, uint64_t off[2])
             j->i++;
             continue;
         }
-        if (c != '}') return JERR(j, "expected ',' or '}' in a tensor entry");
+        if (c != '}') return jerr(j, "expected ',' or '}' in a tensor entry");
         j->i++;
         if (!seen_dtype || !seen_shape || !seen_off)
-            return JERR(j, "tensor entry lacks %s", !seen_dtype   ? "\"dtype\""
-                                                    : !seen_shape ? "\"shape\""
-                                                                  : "\"data_offsets\"");
+            return jerr(j, "tensor entry lacks %s",
+                        !seen_dtype   ? "\"dtype\""
+                        : !seen_shape ? "\"shape\""
+                                      : "\"data_offsets\"");
         return FG_OK;
     dup:
         j->i = at;
-        rc = JERR(j, "duplicate key \"%s\"", k);
+        rc = jerr(j, "duplicate key \"%s\"", k);
     bad:
         free(k);
         return rc;
@@ -400,13 +400,13 @@ static int parse_header(jp *j, fg_st *st, uint64_t **offs)
             free(k);
             if (st->n_meta > 0) {
                 j->i = at;
-                return JERR(j, "duplicate __metadata__");
+                return jerr(j, "duplicate __metadata__");
             }
             if ((rc = parse_metadata(j, st))) return rc;
         } else {
             if (!k[0] || fg_st_find(st, k)) {
                 j->i = at;
-                rc = k[0] ? JERR(j, "duplicate tensor \"%s\"", k) : JERR(j, "empty tensor name");
+                rc = k[0] ? jerr(j, "duplicate tensor \"%s\"", k) : jerr(j, "empty tensor name");
                 free(k);
                 return rc;
             }
@@ -433,12 +433,12 @@ static int parse_header(jp *j, fg_st *st, uint64_t **offs)
             j->i++;
             break;
         }
-        return JERR(j, "expected ',' or '}' after a header entry");
+        return jerr(j, "expected ',' or '}' after a header entry");
     }
 done:
     /* writers pad the header to 8 bytes with spaces; anything else is junk */
     skip_ws(j);
-    if (j->i != j->n) return JERR(j, "unexpected text after the header object");
+    if (j->i != j->n) return jerr(j, "unexpected text after the header object");
     return FG_OK;
 }
 
@@ -477,15 +477,17 @@ static int check_layout(fg_st *st, const uint64_t *offs)
             goto cleanup;
         }
         if (e < b) {
-            rc = fg_err(FG_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin",
+            rc = fg_err(FG_ERR_FORMAT,
+                        "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin",
                         st->path, t->name, (unsigned long long)b, (unsigned long long)e);
             goto cleanup;
         }
         if (e - b != count * size) {
-            rc = fg_err(FG_ERR_FORMAT,
-                        "%s: tensor '%s': data_offsets span %llu bytes but %s x %llu elements need %llu",
-                        st->path, t->name, (unsigned long long)(e - b), dtype_table[t->dtype].name,
-                        (unsigned long long)count, (unsigned long long)(count * size));
+            rc = fg_err(
+                FG_ERR_FORMAT,
+                "%s: tensor '%s': data_offsets span %llu bytes but %s x %llu elements need %llu",
+                st->path, t->name, (unsigned long long)(e - b), dtype_table[t->dtype].name,
+                (unsigned long long)count, (unsigned long long)(count * size));
             goto cleanup;
         }
         if (e > data_len) {
@@ -539,7 +541,8 @@ static int read_full(int fd, void *buf, size_t n, size_t off, const char *path)
             if (errno == EINTR) continue;
             return fg_err(FG_ERR_IO, "%s: read error at byte %zu: %s", path, off, strerror(errno));
         }
-        if (got == 0) return fg_err(FG_ERR_IO, "%s: truncated while reading at byte %zu", path, off);
+        if (got == 0)
+            return fg_err(FG_ERR_IO, "%s: truncated while reading at byte %zu", path, off);
         p += got;
         n -= (size_t)got;
         off += (size_t)got;
@@ -574,10 +577,12 @@ static int st_open(const char *path, int with_data, fg_st **out)
     unsigned char len8[8];
     if ((rc = read_full(fd, len8, 8, 0, path))) goto cleanup;
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | len8[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | len8[i];
     if (hlen > FG_ST_MAX_HEADER) {
-        rc = fg_err(FG_ERR_FORMAT, "%s: header length %llu exceeds the %u-byte limit (corrupt file?)",
-                    path, (unsigned long long)hlen, FG_ST_MAX_HEADER);
+        rc = fg_err(FG_ERR_FORMAT,
+                    "%s: header length %llu exceeds the %u-byte limit (corrupt file?)", path,
+                    (unsigned long long)hlen, FG_ST_MAX_HEADER);
         goto cleanup;
     }
     if (hlen > st->file_size - 8) {
@@ -621,7 +626,8 @@ int fg_st_open_header(const char *path, fg_st **out)
 void fg_st_close(fg_st *st)
 {
     if (!st) return;
-    for (int i = 0; i < st->n; i++) free((char *)st->t[i].name);
+    for (int i = 0; i < st->n; i++)
+        free((char *)st->t[i].name);
     for (int i = 0; i < st->n_meta; i++) {
         free(st->meta_k[i]);
         free(st->meta_v[i]);
@@ -744,7 +750,8 @@ fg_st_writer *fg_st_writer_new(void)
 void fg_st_writer_free(fg_st_writer *w)
 {
     if (!w) return;
-    for (int i = 0; i < w->n; i++) free(w->e[i].name);
+    for (int i = 0; i < w->n; i++)
+        free(w->e[i].name);
     for (int i = 0; i < w->n_meta; i++) {
         free(w->mk[i]);
         free(w->mv[i]);
@@ -797,7 +804,8 @@ int fg_st_writer_add(fg_st_writer *w, const char *name, fg_st_dtype dtype, int n
     e->name = fg_xstrdup(name);
     e->dtype = dtype;
     e->ndim = ndim;
-    for (int d = 0; d < ndim; d++) e->dim[d] = dim[d];
+    for (int d = 0; d < ndim; d++)
+        e->dim[d] = dim[d];
     e->data = data;
     e->nbytes = count * dtype_table[dtype].size;
     return FG_OK;
@@ -811,7 +819,8 @@ typedef struct {
 static void sb_put(sbuf *b, const char *s, size_t n)
 {
     if (b->n + n + 1 > b->cap) {
-        while (b->n + n + 1 > b->cap) b->cap = b->cap ? 2 * b->cap : 1024;
+        while (b->n + n + 1 > b->cap)
+            b->cap = b->cap ? 2 * b->cap : 1024;
         b->s = fg_xrealloc(b->s, b->cap);
     }
     memcpy(b->s + b->n, s, n);
@@ -840,14 +849,26 @@ static void sb_json_str(sbuf *b, const char *s)
     sb_put(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': sb_put(b, "\\\"", 2); break;
-        case '\\': sb_put(b, "\\\\", 2); break;
-        case '\n': sb_put(b, "\\n", 2); break;
-        case '\t': sb_put(b, "\\t", 2); break;
-        case '\r': sb_put(b, "\\r", 2); break;
+        case '"':
+            sb_put(b, "\\\"", 2);
+            break;
+        case '\\':
+            sb_put(b, "\\\\", 2);
+            break;
+        case '\n':
+            sb_put(b, "\\n", 2);
+            break;
+        case '\t':
+            sb_put(b, "\\t", 2);
+            break;
+        case '\r':
+            sb_put(b, "\\r", 2);
+            break;
         default:
-            if (*p < 0x20) sb_fmt(b, "\\u%04x", *p);
-            else sb_put(b, (const char *)p, 1);
+            if (*p < 0x20)
+                sb_fmt(b, "\\u%04x", *p);
+            else
+                sb_put(b, (const char *)p, 1);
         }
     }
     sb_put(b, "\"", 1);
@@ -873,16 +894,19 @@ int fg_st_writer_write(fg_st_writer *w, const char *path)
         if (i || w->n_meta > 0) sb_str(&h, ",");
         sb_json_str(&h, e->name);
         sb_fmt(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_table[e->dtype].name);
-        for (int d = 0; d < e->ndim; d++) sb_fmt(&h, "%s%lld", d ? "," : "", (long long)e->dim[d]);
+        for (int d = 0; d < e->ndim; d++)
+            sb_fmt(&h, "%s%lld", d ? "," : "", (long long)e->dim[d]);
         sb_fmt(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + e->nbytes);
         off += e->nbytes;
     }
     sb_str(&h, "}");
-    while (h.n % 8) sb_put(&h, " ", 1); /* keeps the data area 8-byte aligned */
+    while (h.n % 8)
+        sb_put(&h, " ", 1); /* keeps the data area 8-byte aligned */
     size_t total = 8 + h.n + off;
     unsigned char *buf = fg_xmalloc(total);
     uint64_t hl = h.n;
-    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hl >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        buf[i] = (unsigned char)(hl >> (8 * i));
     memcpy(buf + 8, h.s, h.n);
     size_t at = 8 + h.n;
     for (int i = 0; i < w->n; i++) {
@@ -907,8 +931,7 @@ int fg_st_model_tensors(const fg_model *m, int node, fg_st_model_tensor out[4])
         t->buffer = 0;
         t->off = L->w_off;
         t->n = L->n_w;
-        if (L->kind == FG_LAYER_CONV &&
-            (long)L->out_c * L->in_shape.c * L->k * L->k == L->n_w) {
+        if (L->kind == FG_LAYER_CONV && (long)L->out_c * L->in_shape.c * L->k * L->k == L->n_w) {
             t->ndim = 4;
             t->dim[0] = L->out_c;
             t->dim[1] = L->in_shape.c;
@@ -1008,17 +1031,18 @@ static int load_tensors(const fg_st *st, fg_model *m)
                 return fg_err(FG_ERR_NOTFOUND, "%s: missing tensor '%s' (F32 %s)", st->path,
                               t[j].name, ws);
             if (f->dtype != FG_ST_F32)
-                return fg_err(FG_ERR_FORMAT, "%s: tensor '%s' has dtype %s, expected F32",
-                              st->path, t[j].name, fg_st_dtype_name(f->dtype));
+                return fg_err(FG_ERR_FORMAT, "%s: tensor '%s' has dtype %s, expected F32", st->path,
+                              t[j].name, fg_st_dtype_name(f->dtype));
             int same = f->ndim == t[j].ndim;
-            for (int d = 0; same && d < f->ndim; d++) same = f->dim[d] == t[j].dim[d];
+            for (int d = 0; same && d < f->ndim; d++)
+                same = f->dim[d] == t[j].dim[d];
             if (!same) {
                 format_shape(f, fs, sizeof fs);
                 return fg_err(FG_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", st->path,
                               t[j].name, fs, ws);
             }
-            int rc = fg_st_read(st, t[j].name, FG_ST_F32, (size_t)t[j].n,
-                                bufs[t[j].buffer] + t[j].off);
+            int rc =
+                fg_st_read(st, t[j].name, FG_ST_F32, (size_t)t[j].n, bufs[t[j].buffer] + t[j].off);
             if (rc) return rc;
         }
     }
@@ -1075,8 +1099,10 @@ int fg_safetensors_meta(const char *path, const char *key, char **value)
     int rc = fg_st_open_header(path, &st);
     if (rc) return rc;
     const char *v = fg_st_meta(st, key);
-    if (v) *value = fg_xstrdup(v);
-    else rc = fg_err(FG_ERR_NOTFOUND, "%s: no metadata key '%s'", path, key);
+    if (v)
+        *value = fg_xstrdup(v);
+    else
+        rc = fg_err(FG_ERR_NOTFOUND, "%s: no metadata key '%s'", path, key);
     fg_st_close(st);
     return rc;
 }

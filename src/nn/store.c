@@ -51,7 +51,8 @@ void fg_store_blas_id(char *buf, size_t n)
     const char *core = openblas_get_corename();
     char name[64];
     snprintf(name, sizeof name, "%s", core ? core : "unknown");
-    for (size_t i = strlen(name); i > 0 && name[i - 1] == ' '; i--) name[i - 1] = 0;
+    for (size_t i = strlen(name); i > 0 && name[i - 1] == ' '; i--)
+        name[i - 1] = 0;
     snprintf(buf, n, "%s/%d", name, openblas_get_num_threads());
 }
 
@@ -92,8 +93,10 @@ char *fg_store_path(const char *root, const char *key, const char *name)
 {
     size_t n = strlen(root) + strlen(key) + (name ? strlen(name) : 0) + 3;
     char *p = fg_xmalloc(n);
-    if (name) snprintf(p, n, "%s/%s/%s", root, key, name);
-    else snprintf(p, n, "%s/%s", root, key);
+    if (name)
+        snprintf(p, n, "%s/%s/%s", root, key, name);
+    else
+        snprintf(p, n, "%s/%s", root, key);
     return p;
 }
 
@@ -164,8 +167,8 @@ int fg_store_last_epoch(const char *root, const char *key)
     while ((e = readdir(d))) {
         int ep = -1, end = 0;
         /* exact names only: temp files ("...safetensors.tmp.PID") are skipped */
-        if (sscanf(e->d_name, "epoch-%d.safetensors%n", &ep, &end) == 1 &&
-            e->d_name[end] == 0 && ep > best)
+        if (sscanf(e->d_name, "epoch-%d.safetensors%n", &ep, &end) == 1 && e->d_name[end] == 0 &&
+            ep > best)
             best = ep;
     }
     closedir(d);
@@ -188,7 +191,8 @@ static int write_manifest(const char *root, const char *key, const fg_model *m,
     for (int l = 0; l < 3; l++) {
         for (int i = 0; lists[l] && lists[l][i] && lists[l][i + 1]; i += 2) {
             size_t need = strlen(lists[l][i]) + strlen(lists[l][i + 1]) + 3;
-            while (n + need > cap) buf = fg_xrealloc(buf, cap *= 2);
+            while (n + need > cap)
+                buf = fg_xrealloc(buf, cap *= 2);
             size_t start = n;
             n += (size_t)snprintf(buf + n, cap - n, "%s=%s", lists[l][i], lists[l][i + 1]);
             for (size_t c = start; c < n; c++) /* one record per line */

@@ -28,9 +28,15 @@ typedef struct {
 
 static fg_recipe recipe(void)
 {
-    return (fg_recipe){.optim = FG_OPTIM_SGD, .lr = 0.01f, .momentum = 0.9f, .beta1 = 0.9f,
-                       .beta2 = 0.999f, .adam_eps = 1e-8f, .sched = FG_SCHED_CONST,
-                       .epochs = 3, .batch = 8};
+    return (fg_recipe){.optim = FG_OPTIM_SGD,
+                       .lr = 0.01f,
+                       .momentum = 0.9f,
+                       .beta1 = 0.9f,
+                       .beta2 = 0.999f,
+                       .adam_eps = 1e-8f,
+                       .sched = FG_SCHED_CONST,
+                       .epochs = 3,
+                       .batch = 8};
 }
 
 /* A stand-in for training: deterministic weights, one checkpoint per epoch,
@@ -80,7 +86,8 @@ static int count_lines(const char *path)
     char *text = NULL;
     if (fg_file_read(path, &text, NULL) != FG_OK) return 0;
     int n = 0;
-    for (char *p = text; *p; p++) n += *p == '\n';
+    for (char *p = text; *p; p++)
+        n += *p == '\n';
     free(text);
     return n;
 }

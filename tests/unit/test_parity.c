@@ -64,7 +64,8 @@ static void parity_formula(fg_model *m)
             uint64_t seed = fnv1a64(t[j].name);
             float *dst = bufs[t[j].buffer] + t[j].off;
             long fan_in = 1;
-            for (int d = 1; d < t[j].ndim; d++) fan_in *= (long)t[j].dim[d];
+            for (int d = 1; d < t[j].ndim; d++)
+                fan_in *= (long)t[j].dim[d];
             for (long i = 0; i < t[j].n; i++) {
                 double u = parity_u(seed, (size_t)i), v;
                 if (ends_with(t[j].name, ".weight") && t[j].ndim >= 2)
@@ -85,9 +86,8 @@ static void parity_formula(fg_model *m)
 
 /* |got - want| <= atol + rtol |want| (+ extra[i] when extra is not NULL)
  * elementwise; reports the worst element; returns the max |got - want|. */
-static double check_close_x(const char *arch, const char *what, const float *got,
-                            const float *want, size_t n, double rtol, double atol,
-                            const double *extra)
+static double check_close_x(const char *arch, const char *what, const float *got, const float *want,
+                            size_t n, double rtol, double atol, const double *extra)
 {
     double worst = 0, max_abs = 0;
     size_t wi = 0;
@@ -114,7 +114,8 @@ static double check_close(const char *arch, const char *what, const float *got, 
 static double max_abs(const float *x, size_t n)
 {
     double m = 0;
-    for (size_t i = 0; i < n; i++) m = fabs((double)x[i]) > m ? fabs((double)x[i]) : m;
+    for (size_t i = 0; i < n; i++)
+        m = fabs((double)x[i]) > m ? fabs((double)x[i]) : m;
     return m;
 }
 
@@ -182,14 +183,15 @@ static void run_arch(const char *arch)
     int32_t *labels32 = fg_xmalloc((size_t)B * sizeof *labels32);
     cr_assert_eq(fg_st_read(fx, "labels", FG_ST_I32, (size_t)B, labels32), FG_OK);
     int *labels = fg_xmalloc((size_t)B * sizeof *labels);
-    for (int i = 0; i < B; i++) labels[i] = labels32[i];
+    for (int i = 0; i < B; i++)
+        labels[i] = labels32[i];
     fg_model_reserve(m, B);
 
     /* eval */
     float *want = read_f32(fx, "logits_eval", (size_t)B * K);
     fg_model_set_mode(m, FG_MODE_EVAL);
-    double d_eval = check_close(arch, "logits_eval", fg_model_forward(m, x, B), want,
-                                (size_t)B * K, 0, LOGIT_ATOL);
+    double d_eval = check_close(arch, "logits_eval", fg_model_forward(m, x, B), want, (size_t)B * K,
+                                0, LOGIT_ATOL);
     free(want);
 
     /* train forward/backward */
@@ -244,7 +246,8 @@ static void run_arch(const char *arch)
                 free(want);
             } else {
                 double ss = 0;
-                for (long i = 0; i < t[j].n; i++) ss += (double)src[i] * src[i];
+                for (long i = 0; i < t[j].n; i++)
+                    ss += (double)src[i] * src[i];
                 float rms = (float)sqrt(ss / (double)t[j].n);
                 snprintf(name, sizeof name, "grad_rms.%s", t[j].name);
                 float *want_rms = read_f32(fx, name, 1);
@@ -258,7 +261,8 @@ static void run_arch(const char *arch)
                 /* the SGD step on the whole tensor, then its sample; the step
                  * inherits lr times the gradient tolerance */
                 float *p = params + t[j].off;
-                for (long i = 0; i < t[j].n; i++) p[i] -= lr * grads[t[j].off + i];
+                for (long i = 0; i < t[j].n; i++)
+                    p[i] -= lr * grads[t[j].off + i];
                 double *tol = fg_xmalloc(ti->count * sizeof *tol);
                 for (size_t s = 0; s < ti->count; s++) {
                     got[s] = p[idx[s]];
@@ -288,8 +292,8 @@ static void run_arch(const char *arch)
      * and the deep nets' logits can reach 1e4, beyond float32's 1e-4 absolute
      * resolution: the tolerance scales with the largest logit. */
     double scale = max_abs(want, (size_t)B * K);
-    double d_step = check_close(arch, "logits_step", fg_model_forward(m, x, B), want,
-                                (size_t)B * K, 0, LOGIT_ATOL * (scale > 1 ? scale : 1));
+    double d_step = check_close(arch, "logits_step", fg_model_forward(m, x, B), want, (size_t)B * K,
+                                0, LOGIT_ATOL * (scale > 1 ? scale : 1));
     free(want);
     cr_log_info("%-12s %s weights, %d tensors: max |dlogits| eval %.2e train %.2e step %.2e "
                 "(max |logit| %.3g), max |dgrad|/node grad rms %.2e",

@@ -29,7 +29,8 @@ static void write_raw(const char *path, const char *header, long long hlen, cons
     FILE *f = fopen(path, "wb");
     cr_assert(f);
     unsigned char l8[8];
-    for (int i = 0; i < 8; i++) l8[i] = (unsigned char)(h >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        l8[i] = (unsigned char)(h >> (8 * i));
     fwrite(l8, 1, 8, f);
     fwrite(header, 1, strlen(header), f);
     if (n) fwrite(data, 1, n, f);
@@ -63,7 +64,8 @@ static fg_model *small_model(uint64_t seed)
     fg_rng_seed(&rng, seed);
     fg_model_init_params(m, &rng);
     float *s = fg_model_state(m); /* non-trivial BN statistics */
-    for (size_t i = 0; i < fg_model_n_state(m); i++) s[i] = 0.5f + 0.25f * (float)i;
+    for (size_t i = 0; i < fg_model_n_state(m); i++)
+        s[i] = 0.5f + 0.25f * (float)i;
     return m;
 }
 
@@ -130,11 +132,10 @@ Test(safetensors, model_round_trip_with_metadata)
     cr_assert_eq(fg_safetensors_load(p, NULL, &r), FG_OK, "%s", fg_errmsg());
     cr_assert_str_eq(fg_model_desc(r), fg_model_desc(m));
     cr_assert_eq(fg_model_n_params(r), fg_model_n_params(m));
-    cr_assert_eq(memcmp(fg_model_params(r), fg_model_params(m),
-                        fg_model_n_params(m) * sizeof(float)),
-                 0);
     cr_assert_eq(
-        memcmp(fg_model_state(r), fg_model_state(m), fg_model_n_state(m) * sizeof(float)), 0);
+        memcmp(fg_model_params(r), fg_model_params(m), fg_model_n_params(m) * sizeof(float)), 0);
+    cr_assert_eq(memcmp(fg_model_state(r), fg_model_state(m), fg_model_n_state(m) * sizeof(float)),
+                 0);
     char *v = NULL;
     cr_assert_eq(fg_safetensors_meta(p, "fixgrid.subject", &v), FG_OK);
     cr_assert_str_eq(v, "toy");
@@ -190,9 +191,8 @@ Test(safetensors, plain_pytorch_file_needs_description)
     cr_assert(strstr(fg_errmsg(), p) && strstr(fg_errmsg(), "description"), "%s", fg_errmsg());
     cr_assert_null(r);
     cr_assert_eq(fg_safetensors_load(p, small_desc, &r), FG_OK, "%s", fg_errmsg());
-    cr_assert_eq(memcmp(fg_model_params(r), fg_model_params(m),
-                        fg_model_n_params(m) * sizeof(float)),
-                 0);
+    cr_assert_eq(
+        memcmp(fg_model_params(r), fg_model_params(m), fg_model_n_params(m) * sizeof(float)), 0);
     fg_model_free(r);
     fg_model_free(m);
 }
@@ -261,11 +261,12 @@ Test(safetensors, unknown_tensor)
     expect_model_load_fails("extra", NULL, "c9.weight", FG_ST_F32, 0, FG_ERR_FORMAT,
                             "unknown tensor 'c9.weight'");
     /* num_batches_tracked is accepted only on a BN node */
-    expect_model_load_fails("extra2", NULL, "fc.num_batches_tracked", FG_ST_F32, 0,
-                            FG_ERR_FORMAT, "unknown tensor 'fc.num_batches_tracked'");
+    expect_model_load_fails("extra2", NULL, "fc.num_batches_tracked", FG_ST_F32, 0, FG_ERR_FORMAT,
+                            "unknown tensor 'fc.num_batches_tracked'");
 }
 
-static const char one_tensor[] = "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
+static const char one_tensor[] =
+    "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
 
 Test(safetensors, truncated_data)
 {
@@ -411,4 +412,55 @@ Test(safetensors, reads_python_written_fixture)
     const fg_st_tensor *x = fg_st_find(st, "input");
     cr_assert(x && x->dtype == FG_ST_F32 && x->ndim == 4);
     fg_st_close(st);
+}
+
+/* Random corruption of the header (seeded): every open either succeeds with a
+ * layout that passed the checks or fails with a message naming the file;
+ * under ASan this also proves the parser never reads out of bounds. */
+Test(safetensors, corrupted_headers_fail_cleanly)
+{
+    const char *p = tmp_path("fuzz");
+    fg_model *m = small_model(13);
+    cr_assert_eq(fg_safetensors_save(p, m, NULL), FG_OK);
+    char *data = NULL;
+    size_t n = 0;
+    cr_assert_eq(fg_file_read(p, &data, &n), FG_OK);
+    size_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | (unsigned char)data[i];
+    char q[600];
+    snprintf(q, sizeof q, "%s.bad", p);
+    fg_rng rng;
+    fg_rng_seed(&rng, 4242);
+    int failed = 0;
+    for (int iter = 0; iter < 400; iter++) {
+        char *c = fg_xmalloc(n);
+        memcpy(c, data, n);
+        int flips = 1 + (int)fg_rng_below(&rng, 3);
+        for (int f = 0; f < flips; f++) {
+            size_t at = 8 + (size_t)fg_rng_below(&rng, hlen);
+            static const char pool[] = "{}[]\",:0123456789 \\ue-.aFIU";
+            c[at] = fg_rng_below(&rng, 2) ? pool[fg_rng_below(&rng, sizeof pool - 1)]
+                                          : (char)fg_rng_below(&rng, 256);
+        }
+        FILE *f = fopen(q, "wb");
+        fwrite(c, 1, n, f);
+        fclose(f);
+        free(c);
+        fg_model *r = NULL;
+        int rc = fg_safetensors_load(q, NULL, &r);
+        if (rc == FG_OK) {
+            cr_assert_eq(fg_model_n_params(r), fg_model_n_params(m));
+            fg_model_free(r);
+        } else {
+            failed++;
+            cr_assert_null(r);
+            cr_assert(strstr(fg_errmsg(), q) || strstr(fg_errmsg(), "fixgrid.arch"),
+                      "message names neither file nor arch: %s", fg_errmsg());
+        }
+    }
+    cr_assert_gt(failed, 300, "only %d of 400 corruptions were caught", failed);
+    fg_model_free(m);
+    free(data);
+    unlink(q);
 }

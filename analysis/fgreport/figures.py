@@ -41,6 +41,10 @@ def cells_from_results(res):
                             "asr_mean": "asr", "asr_up_rel_mean": "asr_up_rel",
                             "aaod_mean": "aaod", "aaod_up_rel_mean": "aaod_up_rel",
                             "nfr_mean": "nfr", "time_s_mean": "time_s"})
+    for col in ("acc", "acc_up_rel", "rr", "asr", "asr_up_rel", "aaod", "aaod_up_rel", "nfr",
+                "time_s"):
+        if col not in out.columns:  # a results directory without that table
+            out[col] = np.nan
     # The figures use a cell only when every table that has it calls it OK.
     outs = [c for c in out.columns if c.startswith("outcome_")]
     out["outcome"] = out[outs].apply(lambda r: D.worst_outcome([o for o in r if isinstance(o, str)]),

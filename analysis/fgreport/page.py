@@ -12,7 +12,8 @@ body { font-family: sans-serif; margin: 1.5em; max-width: 1400px; }
 table.result { border-collapse: collapse; margin: 0.8em 0 0.3em 0; font-size: 0.8em; }
 table.result caption { text-align: left; font-weight: bold; padding-bottom: 0.3em; }
 table.result th, table.result td { border: 1px solid #bbb; padding: 2px 6px; text-align: right; }
-table.result tbody th { text-align: left; font-weight: normal; }
+table.result thead th { text-align: center; }
+table.result tbody th { text-align: left; font-weight: normal; white-space: nowrap; }
 table.result tr.family th { background: #eef; text-align: left; font-style: italic; }
 td.code { text-align: center; color: #555; background: #f6f6f6; font-size: 0.9em; }
 td.unadaptable { color: #666; } td.failure { color: #a00; } td.corrupted { color: #a50; }

@@ -38,8 +38,9 @@ def build_tables(res, ref, alpha=0.05):
     return out
 
 
-def write_report(results_dir, out_dir, reference_dir=DEFAULT_REFERENCE, alpha=0.05):
-    """Writes everything; returns the path of index.html. Raises data.ResultsError on bad input."""
+def write_report(results_dir, out_dir, reference_dir=DEFAULT_REFERENCE, alpha=0.05, figures=True):
+    """Writes everything (figures=False: the tables and a page without figures); returns the path
+    of index.html. Raises data.ResultsError on bad input."""
     res = D.Results(results_dir)
     ref = D.load_reference(reference_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -56,7 +57,7 @@ def write_report(results_dir, out_dir, reference_dir=DEFAULT_REFERENCE, alpha=0.
         md_all.append(t.to_markdown())
     with open(os.path.join(out_dir, "tables.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md_all))
-    figs = F.all_figures(res, ref, out_dir)
+    figs = F.all_figures(res, ref, out_dir) if figures else []
     index = os.path.join(out_dir, "index.html")
     text = page.render(tables, figs, res.provenance, os.path.abspath(results_dir), files)
     tmp = index + ".tmp"

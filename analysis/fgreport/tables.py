@@ -79,13 +79,24 @@ def _per_subject_table(df, key, title, fields_of, note=""):
     return Table(key, title, ["Family", "Approach"], groups, rows, D.FAMILY_TITLES, note)
 
 
+def variants_note(df):
+    """The approaches that ran as a documented variant (a substitute component), for the notes."""
+    if "variant" not in df.columns:
+        return ""
+    v = df[df["variant"].astype(str).str.strip() != ""]
+    pairs = sorted(set(zip(v["approach"], v["variant"])), key=lambda p: (D.approach_key(p[0]), p[1]))
+    return (" Variants: %s." % ", ".join("%s = %s" % p for p in pairs)) if pairs else ""
+
+
 def rq12_table(rq12):
     def fields(_s):
         return [("ACC", ("acc_mean", fmt)), (UP + "ACC", ("acc_up_rel_mean", fmt_up)),
                 ("RR", ("rr_mean", fmt))]
     return _per_subject_table(
         rq12, "rq12", "RQ1/RQ2: accuracy, relative accuracy change and repair rate (%, mean of runs)",
-        fields, "ACC and RR in %%; %sACC = (ACC(f1) - ACC(f0)) / ACC(f0) x 100." % UP)
+        fields, "ACC and RR in %%; %sACC = (ACC(f1) - ACC(f0)) / ACC(f0) x 100. A cell is OK only "
+        "when every run is; otherwise it shows the worst outcome (FAILURE > CORRUPTED > "
+        "UNADAPTABLE).%s" % (UP, variants_note(rq12)))
 
 
 def rq3_table(rq3):

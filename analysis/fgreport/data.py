@@ -21,6 +21,30 @@ FAMILY_TITLES = {
 # The study's table order; fixgrid's two baselines follow.
 APPROACHES = ["AP", "ET", "FM", "DR", "HUDD", "HR", "3M", "RA", "AR", "CARE", "NR", "IR", "DTR",
               "GM", "VERE", "IN", "noop", "finetune"]
+# The runner writes the registry's approach names (src/fix/*.c `.name`); the report prints the
+# study's labels. Names of approaches not implemented yet are the obvious ones from the study's
+# table (STUDY.md section 2); any label is also accepted in any case.
+APPROACH_ALIASES = {
+    "apricot": "AP", "editable": "ET", "editable-training": "ET", "editable_training": "ET",
+    "fsgmix": "FM", "deeprepair": "DR", "hudd": "HUDD", "hybridrepair": "HR", "3m-dnn": "3M",
+    "3mdnn": "3M", "3m_dnn": "3M", "reassure": "RA", "arachne": "AR", "care": "CARE",
+    "neurecover": "NR", "irepair": "IR", "dtr": "DTR", "genmunn": "GM", "vere": "VERE",
+    "inner": "IN", "noop": "noop", "finetune": "finetune", "ft": "finetune",
+}
+
+
+def approach_label(name):
+    """The study's label for a runner approach name or label; unknown names are kept as they are."""
+    key = str(name).strip()
+    low = key.lower()
+    if low in APPROACH_ALIASES:
+        return APPROACH_ALIASES[low]
+    for label in APPROACHES:
+        if low == label.lower():
+            return label
+    return key
+
+
 OUTCOMES = ["OK", "UNADAPTABLE", "CORRUPTED", "FAILURE"]  # increasing severity
 
 # fixgrid subject -> the study subject whose role it plays (None: no counterpart).
@@ -78,6 +102,8 @@ def read_results_csv(path, required):
     for col in ("approach", "family", "subject", "outcome", "variant", "method"):
         if col in df.columns:
             df[col] = df[col].astype("string").fillna("").astype(object)
+    if "approach" in df.columns:
+        df["approach"] = df["approach"].map(approach_label)
     if "family" in df.columns:
         df["family"] = df["family"].where(df["family"] != "", "unknown")
     if "outcome" in df.columns:

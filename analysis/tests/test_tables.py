@@ -230,6 +230,15 @@ class Inputs(unittest.TestCase):
         self.assertEqual(res.provenance["raw.csv"]["blas"], "none")
         self.assertEqual(res.provenance["rq12.csv"]["config_hash"], "sample")
 
+    def test_runner_names_map_to_study_labels(self):
+        # The runner writes registry names; the sample writes AP and AR that way (apricot, arachne).
+        self.assertEqual([D.approach_label(n) for n in ("apricot", "arachne", "ap", "Care", "FT",
+                                                        "neurecover", "noop", "newthing")],
+                         ["AP", "AR", "AP", "CARE", "finetune", "NR", "noop", "newthing"])
+        raw = D.Results(SAMPLE)["raw.csv"]
+        self.assertNotIn("apricot", set(raw["approach"]))
+        self.assertEqual(len(raw[raw["approach"] == "AP"]), 9)
+
     def test_unknown_outcome_is_an_error(self):
         self.write("rq4.csv", "# experiment: x\napproach,family,subject,outcome,time_s_mean\n"
                    "AP,model,tiny,MAYBE,1.0\n")

@@ -14,7 +14,9 @@ built from round numbers so that each table cell the tests check can be computed
 Outcomes cover every code: RA and DTR UNADAPTABLE where the study's counterparts were, one FAILURE
 seed (ET on income-mlp) and one CORRUPTED seed (3M on fmnist-s-resnet) that make the whole cell
 non-OK, and an approach of an unknown family ("mystery", family "experimental") run on one
-subject only. Run it again after changing it: `analysis/tests/data/make_sample.py`.
+subject only. AP and AR are written under the runner's registry names (apricot, arachne), the
+others under the study's labels, as the report must accept both. Run it again after changing it:
+`analysis/tests/data/make_sample.py`.
 """
 
 import os
@@ -40,6 +42,7 @@ APPROACHES = {  # family, d (acc points), rr, a (asr points), f (aaod), t (secon
     "noop": ("baseline", 0.0, 0.0, 0.0, 0.0, 0.01),
     "mystery": ("experimental", 0.3, 20.0, 6.0, 0.0, 10.0),
 }
+RUNNER_NAMES = {"AP": "apricot", "AR": "arachne"}
 # (approach, subject) -> {seed: (outcome, reason)} for non-OK seeds; pairs missing from RUN are not run.
 NOT_OK = {
     ("RA", "fmnist-s-resnet"): {s: ("UNADAPTABLE", "residual connections") for s in range(3)},
@@ -61,7 +64,7 @@ def runs():
                 continue
             for seed in range(3):
                 o = seed - 1
-                row = dict(approach=appr, family=fam, variant="lp-verifier" if appr == "3M" else "",
+                row = dict(approach=RUNNER_NAMES.get(appr, appr), family=fam, variant="lp-verifier" if appr == "3M" else "",
                            subject=subj, seed=seed, outcome="OK", reason="",
                            job_key="fix/%s/%s/%d" % (appr, subj, seed))
                 bad = NOT_OK.get((appr, subj), {}).get(seed)
@@ -140,7 +143,7 @@ def main():
              "hard": (0.1, -1.5, -0.004, -0.3), "perturb": (0.15, -1.0, -0.003, -0.2),
              "mcdropout": (0.2, -1.0, -0.002, -0.2), "temperature": (0.1, -2.0, -0.005, -0.35)}
     rows = []
-    for appr in ("AP", "AR"):
+    for appr in ("apricot", "arachne"):
         for subj in SUBJECTS:
             a = rq12[(rq12.approach == appr) & (rq12.subject == subj)].iloc[0]
             b = rq3[(rq3.approach == appr) & (rq3.subject == subj)].iloc[0]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANALYSIS = os.path.dirname(HERE)
@@ -67,6 +68,20 @@ class Page(unittest.TestCase):
         cls.index = proc.stdout.strip()
         res = D.Results(SAMPLE)
         cls.tables = build_tables(res, D.load_reference(os.path.join(ANALYSIS, "reference")))
+        # Negative control: a broken copy, one figure missing and a script error; the same check
+        # must report both. Both pages load in parallel to keep the test short.
+        cls.bad = os.path.join(cls.tmp, "bad")
+        shutil.copytree(cls.out, cls.bad)
+        os.remove(os.path.join(cls.bad, "time.png"))
+        with open(os.path.join(cls.bad, "index.html"), encoding="utf-8") as f:
+            text = f.read()
+        with open(os.path.join(cls.bad, "index.html"), "w", encoding="utf-8") as f:
+            f.write(text.replace("</body>", "<script>notDefinedAnywhere();</script></body>"))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            good = pool.submit(dump_dom, cls.index)
+            bad = pool.submit(dump_dom, os.path.join(cls.bad, "index.html"))
+            cls.good_dom, cls.good_console = good.result()
+            cls.bad_dom, cls.bad_console = bad.result()
 
     @classmethod
     def tearDownClass(cls):
@@ -74,7 +89,7 @@ class Page(unittest.TestCase):
 
     def test_page_renders_every_table_without_errors(self):
         self.assertEqual(self.index, os.path.join(self.out, "index.html"))
-        dom, console = dump_dom(self.index)
+        dom, console = self.good_dom, self.good_console
         self.assertEqual(console, [])
         check = selfcheck(dom)
         self.assertIsNotNone(check, "no #selfcheck in the DOM")
@@ -93,16 +108,8 @@ class Page(unittest.TestCase):
         self.assertIn("<td>86.00</td><td>+1.18</td><td>40.00</td>", dom)
 
     def test_negative_control(self):
-        # A broken copy: one figure missing and a script error. The same check must report both.
-        bad = os.path.join(self.tmp, "bad")
-        shutil.copytree(self.out, bad)
-        os.remove(os.path.join(bad, "time.png"))
-        with open(os.path.join(bad, "index.html"), encoding="utf-8") as f:
-            text = f.read()
-        with open(os.path.join(bad, "index.html"), "w", encoding="utf-8") as f:
-            f.write(text.replace("</body>", "<script>notDefinedAnywhere();</script></body>"))
-        dom, console = dump_dom(os.path.join(bad, "index.html"))
-        attrs, text = selfcheck(dom)
+        console = self.bad_console
+        attrs, _ = selfcheck(self.bad_dom)
         self.assertIn("time.png", attrs["broken"])
         self.assertTrue(any("notDefinedAnywhere" in ln for ln in console), console)
         self.assertTrue(any("broken images" in ln for ln in console), console)

@@ -197,6 +197,24 @@ int fg_eval_target_predict(fg_model *const *models, int n_models, const float *x
  * (n x input size) are optional outputs. */
 int fg_eval_asr(fg_model *const *models, int n_models, const fg_pgd_cfg *cfg, const float *x0,
                 const int *y, int n, fg_rng *rng, double *asr, int *success, float *x_adv);
+/* The robustness evaluation of one (approach, subject), as the study runs it:
+ * predict the test split (x: n inputs, y: labels) with f0 and the n_fixed
+ * fixed models; draw the pool (fg_eval_pool, up to max_draw, from rng); set
+ * the bounds to the (min, max) of the pool's inputs; attack f0 and then each
+ * fixed model with PGD(eps, foolbox defaults, cfg_batch samples per pass),
+ * each from its own random start drawn from rng in that order. Fills *out and
+ * asr_fixed[0..n_fixed); ⇑ASR_i = fg_eval_up_asr(out->asr0, asr_fixed[i]).
+ * An empty pool gives ASR 0 everywhere (out->n_pool says so). */
+typedef struct {
+    int n_qualified; /* test inputs every model classifies correctly */
+    int n_pool;      /* attacked: min(n_qualified, max_draw) */
+    float lo, hi;    /* bounds used */
+    double asr0;     /* ASR of f0 on the pool, % */
+} fg_eval_robust;
+int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
+                       const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
+                       fg_eval_robust *out, double *asr_fixed);
+
 /* mean([pred_i != y_i]) x 100, the ASR of any prediction rule on adversarial
  * inputs (used for the ensembles that are not differentiable). */
 double fg_eval_success_rate(const int *pred_adv, const int *y, int n);

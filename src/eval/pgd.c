@@ -288,3 +288,58 @@ cleanup:
     free(pred);
     return status;
 }
+
+int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
+                       const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
+                       fg_eval_robust *out, double *asr_fixed)
+{
+    memset(out, 0, sizeof *out);
+    if (n_fixed < 0 || n < 0 || batch < 1)
+        return fg_err(FG_ERR_ARG, "fg_eval_robustness: %d fixed models, n %d, batch %d", n_fixed, n,
+                      batch);
+    for (int i = 0; i < n_fixed; i++)
+        asr_fixed[i] = 0.0;
+    int status = FG_OK;
+    size_t d = fg_shape_size(fg_model_input_shape(f0));
+    int n_models = 1 + n_fixed;
+    int **preds = fg_xcalloc((size_t)n_models, sizeof *preds);
+    int *idx = fg_xmalloc(((size_t)n + 1) * sizeof *idx);
+    float *xp = NULL;
+    int *yp = NULL;
+    for (int j = 0; j < n_models; j++) {
+        fg_model *m = j == 0 ? f0 : fixed[j - 1];
+        if ((status = check_target(&m, 1, "fg_eval_robustness"))) goto cleanup;
+        preds[j] = fg_xmalloc(((size_t)n + 1) * sizeof **preds);
+        if ((status = fg_eval_target_predict(&m, 1, x, n, batch, preds[j]))) goto cleanup;
+    }
+    int n_pool;
+    status = fg_eval_pool(y, n, (const int *const *)preds, n_models, max_draw, rng, idx, &n_pool,
+                          &out->n_qualified);
+    if (status || n_pool == 0) goto cleanup;
+    out->n_pool = n_pool;
+    xp = fg_xfloats((size_t)n_pool * d);
+    yp = fg_xmalloc((size_t)n_pool * sizeof *yp);
+    for (int i = 0; i < n_pool; i++) {
+        memcpy(xp + (size_t)i * d, x + (size_t)idx[i] * d, d * sizeof *xp);
+        yp[i] = y[idx[i]];
+    }
+    fg_pgd_cfg cfg;
+    fg_pgd_defaults(&cfg, eps);
+    cfg.batch = batch;
+    if ((status = fg_pgd_bounds(xp, (size_t)n_pool * d, &cfg.lo, &cfg.hi))) goto cleanup;
+    out->lo = cfg.lo;
+    out->hi = cfg.hi;
+    for (int j = 0; j < n_models; j++) {
+        fg_model *m = j == 0 ? f0 : fixed[j - 1];
+        double *dst = j == 0 ? &out->asr0 : &asr_fixed[j - 1];
+        if ((status = fg_eval_asr(&m, 1, &cfg, xp, yp, n_pool, rng, dst, NULL, NULL))) goto cleanup;
+    }
+cleanup:
+    for (int j = 0; j < n_models; j++)
+        free(preds[j]);
+    free(preds);
+    free(idx);
+    free(xp);
+    free(yp);
+    return status;
+}

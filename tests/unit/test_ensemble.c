@@ -141,3 +141,215 @@ Test(ensemble, temperature_recovers_known_value)
     free(z);
     free(y);
 }
+
+/* ---------------- ensembles run on networks ---------------- */
+
+#define DESC "input c=1 h=2 w=2; dense out=8 name=fc1; relu; dense out=3 name=fc2"
+enum { NX = 20, DX = 4, KX = 3 };
+
+typedef struct {
+    fg_model *f0, *f1;
+    float x[NX * DX];
+    fg_ens_cfg cfg;
+} pair;
+
+/* f0 random; f1 = f0 with every parameter moved by up to +-0.3. */
+static void pair_open(pair *p)
+{
+    fg_rng r;
+    fg_rng_seed(&r, 42);
+    cr_assert_eq(fg_model_parse(DESC, "test", &p->f0), FG_OK, "%s", fg_errmsg());
+    fg_model_init_params(p->f0, &r);
+    p->f1 = fg_model_clone(p->f0);
+    float *w = fg_model_params(p->f1);
+    for (size_t i = 0; i < fg_model_n_params(p->f1); i++)
+        w[i] += 0.6f * (fg_rng_uniform(&r) - 0.5f);
+    for (int i = 0; i < NX * DX; i++)
+        p->x[i] = 2.0f * fg_rng_normal(&r);
+    fg_ens_defaults(&p->cfg);
+    p->cfg.batch = 7; /* NX = 20: batches of 7, 7, 6 */
+}
+
+static void pair_close(pair *p)
+{
+    fg_model_free(p->f0);
+    fg_model_free(p->f1);
+}
+
+static void logits_of(fg_model *m, const float *x, float *z)
+{
+    fg_model_set_mode(m, FG_MODE_EVAL);
+    fg_model_reserve(m, NX);
+    memcpy(z, fg_model_forward(m, x, NX), sizeof(float) * NX * KX);
+}
+
+static void expect_rows_close(const float *a, const float *b, float tol, const char *what)
+{
+    for (int i = 0; i < NX * KX; i++)
+        cr_expect_float_eq(a[i], b[i], tol, "%s: entry %d: %g vs %g", what, i, a[i], b[i]);
+}
+
+Test(ensemble, models_deterministic_kinds)
+{
+    pair p;
+    pair_open(&p);
+    float p0[NX * KX], p1[NX * KX], want[NX * KX], got[NX * KX], z0[NX * KX], z1[NX * KX];
+    int pred[NX], hv[NX];
+    fg_model_predict(p.f0, p.x, NX, 5, NULL, p0);
+    fg_model_predict(p.f1, p.x, NX, 5, NULL, p1);
+    /* sv = average of the members' softmax */
+    cr_assert_eq(fg_ens_predict(FG_ENS_SOFT, p.f0, p.f1, &p.cfg, p.x, NX, NULL, got, pred), FG_OK,
+                 "%s", fg_errmsg());
+    fg_ens_soft(p0, p1, NX, KX, want);
+    expect_rows_close(got, want, 1e-6f, "sv");
+    int am[NX];
+    fg_argmax(want, NX, KX, am);
+    for (int i = 0; i < NX; i++)
+        cr_expect_eq(pred[i], am[i]);
+    /* hv = the rule on the same rows; probs are the chosen member's row */
+    cr_assert_eq(fg_ens_predict(FG_ENS_HARD, p.f0, p.f1, &p.cfg, p.x, NX, NULL, got, pred), FG_OK);
+    fg_ens_hard(p0, p1, NX, KX, hv);
+    int split = 0;
+    for (int i = 0; i < NX; i++) {
+        cr_expect_eq(pred[i], hv[i], "hv row %d", i);
+        int a0, a1;
+        fg_argmax(p0 + i * KX, 1, KX, &a0);
+        fg_argmax(p1 + i * KX, 1, KX, &a1);
+        split += a0 != a1;
+    }
+    cr_expect_gt(split, 0, "the pair should disagree somewhere for the test to bite");
+    /* us with T = 1 is sv; with T0 = 2, T1 = 0.5 the average of scaled softmaxes */
+    cr_assert_eq(fg_ens_predict(FG_ENS_TEMP, p.f0, p.f1, &p.cfg, p.x, NX, NULL, got, pred), FG_OK);
+    fg_ens_soft(p0, p1, NX, KX, want);
+    expect_rows_close(got, want, 1e-6f, "us T=1");
+    logits_of(p.f0, p.x, z0);
+    logits_of(p.f1, p.x, z1);
+    for (int i = 0; i < NX * KX; i++) {
+        z0[i] /= 2.0f;
+        z1[i] /= 0.5f;
+    }
+    fg_softmax(z0, z0, NX, KX);
+    fg_softmax(z1, z1, NX, KX);
+    fg_ens_soft(z0, z1, NX, KX, want);
+    p.cfg.t0 = 2.0f;
+    p.cfg.t1 = 0.5f;
+    cr_assert_eq(fg_ens_predict(FG_ENS_TEMP, p.f0, p.f1, &p.cfg, p.x, NX, NULL, got, pred), FG_OK);
+    expect_rows_close(got, want, 1e-6f, "us T=2,0.5");
+    p.cfg.t0 = 0.0f;
+    cr_expect_eq(fg_ens_predict(FG_ENS_TEMP, p.f0, p.f1, &p.cfg, p.x, NX, NULL, got, pred),
+                 FG_ERR_ARG);
+    pair_close(&p);
+}
+
+static void expect_distributions(const float *q)
+{
+    for (int i = 0; i < NX; i++) {
+        float s = 0.0f;
+        for (int c = 0; c < KX; c++) {
+            cr_expect(q[i * KX + c] >= 0.0f);
+            s += q[i * KX + c];
+        }
+        cr_expect_float_eq(s, 1.0f, 1e-5f, "row %d sums to %g", i, s);
+    }
+}
+
+Test(ensemble, models_perturbation)
+{
+    pair p;
+    pair_open(&p);
+    float a[NX * KX], b[NX * KX], sv[NX * KX];
+    int pred[NX];
+    fg_rng r;
+    fg_ens_predict(FG_ENS_SOFT, p.f0, p.f1, &p.cfg, p.x, NX, NULL, sv, pred);
+    /* no noise: every sample is the clean output, u = 0, equal weights = sv */
+    p.cfg.noise_sigma = 0.0f;
+    fg_rng_seed(&r, 1);
+    cr_assert_eq(fg_ens_predict(FG_ENS_PERTURB, p.f0, p.f1, &p.cfg, p.x, NX, &r, a, pred), FG_OK);
+    expect_rows_close(a, sv, 1e-5f, "up sigma=0");
+    /* with noise: valid rows, reproducible from the seed, moved by the noise */
+    p.cfg.noise_sigma = 0.5f;
+    fg_rng_seed(&r, 2);
+    cr_assert_eq(fg_ens_predict(FG_ENS_PERTURB, p.f0, p.f1, &p.cfg, p.x, NX, &r, a, pred), FG_OK);
+    expect_distributions(a);
+    fg_rng_seed(&r, 2);
+    fg_ens_predict(FG_ENS_PERTURB, p.f0, p.f1, &p.cfg, p.x, NX, &r, b, pred);
+    cr_expect(memcmp(a, b, sizeof a) == 0);
+    double diff = 0.0;
+    for (int i = 0; i < NX * KX; i++)
+        diff += fabsf(a[i] - sv[i]);
+    cr_expect_gt(diff, 1e-3);
+    cr_expect_eq(fg_ens_predict(FG_ENS_PERTURB, p.f0, p.f1, &p.cfg, p.x, NX, NULL, a, pred),
+                 FG_ERR_ARG);
+    pair_close(&p);
+}
+
+Test(ensemble, models_mc_dropout)
+{
+    pair p;
+    pair_open(&p);
+    float a[NX * KX], b[NX * KX], sv[NX * KX];
+    int pred[NX];
+    fg_rng r;
+    size_t np = fg_model_n_params(p.f0);
+    float *before = malloc(sizeof(float) * np);
+    memcpy(before, fg_model_params(p.f0), sizeof(float) * np);
+    int nodes = fg_model_n_nodes(p.f0);
+    fg_mode mode = fg_model_mode(p.f0);
+    fg_ens_predict(FG_ENS_SOFT, p.f0, p.f1, &p.cfg, p.x, NX, NULL, sv, pred);
+    fg_rng_seed(&r, 3);
+    cr_assert_eq(fg_ens_predict(FG_ENS_DROPOUT, p.f0, p.f1, &p.cfg, p.x, NX, &r, a, pred), FG_OK,
+                 "%s", fg_errmsg());
+    expect_distributions(a);
+    double diff = 0.0;
+    for (int i = 0; i < NX * KX; i++)
+        diff += fabsf(a[i] - sv[i]);
+    cr_expect_gt(diff, 1e-3, "dropout at rate 0.5 must change the output");
+    fg_rng_seed(&r, 3);
+    fg_ens_predict(FG_ENS_DROPOUT, p.f0, p.f1, &p.cfg, p.x, NX, &r, b, pred);
+    cr_expect(memcmp(a, b, sizeof a) == 0, "same seed, same passes");
+    /* the originals are untouched: same graph, same parameters, same mode */
+    cr_expect_eq(fg_model_n_nodes(p.f0), nodes);
+    cr_expect(memcmp(before, fg_model_params(p.f0), sizeof(float) * np) == 0);
+    cr_expect_eq(fg_model_mode(p.f0), mode);
+    /* a vanishing rate drops nothing: every pass is the clean output = sv */
+    p.cfg.dropout_p = 1e-7f;
+    cr_assert_eq(fg_ens_predict(FG_ENS_DROPOUT, p.f0, p.f1, &p.cfg, p.x, NX, &r, a, pred), FG_OK);
+    expect_rows_close(a, sv, 1e-5f, "ud p~0");
+    /* a network whose output is not a dense layer cannot take the dropout */
+    fg_model *g0 = NULL;
+    cr_assert_eq(fg_model_parse("input c=1 h=2 w=2; dense out=3; relu", "test", &g0), FG_OK);
+    fg_model_init_params(g0, &r);
+    cr_expect_eq(fg_ens_predict(FG_ENS_DROPOUT, g0, g0, &p.cfg, p.x, NX, &r, a, pred),
+                 FG_ERR_UNSUPPORTED);
+    fg_model_free(g0);
+    free(before);
+    pair_close(&p);
+}
+
+/* Scaling f1's last layer by 3 scales its logits by 3, so its fitted
+ * temperature is exactly 3x f0's (to the search's precision). */
+Test(ensemble, models_fit_temperatures)
+{
+    pair p;
+    pair_open(&p);
+    fg_model_free(p.f1);
+    p.f1 = fg_model_clone(p.f0);
+    const fg_layer *L = fg_model_node(p.f1, fg_model_find(p.f1, "fc2"));
+    float *w = fg_model_params(p.f1);
+    for (long i = 0; i < L->n_w; i++)
+        w[L->w_off + i] *= 3.0f;
+    for (long i = 0; i < L->n_b; i++)
+        w[L->b_off + i] *= 3.0f;
+    int y[NX];
+    fg_rng r;
+    fg_rng_seed(&r, 4);
+    for (int i = 0; i < NX; i++)
+        y[i] = (int)fg_rng_below(&r, KX);
+    cr_assert_eq(fg_ens_fit(p.f0, p.f1, p.x, y, NX, &p.cfg), FG_OK, "%s", fg_errmsg());
+    float z[NX * KX], t;
+    logits_of(p.f0, p.x, z);
+    cr_assert_eq(fg_ens_fit_temperature(z, y, NX, KX, &t), FG_OK);
+    cr_expect_float_eq(p.cfg.t0, t, 1e-6f);
+    cr_expect(fabsf(p.cfg.t1 / p.cfg.t0 - 3.0f) < 3e-3f, "t0 %g t1 %g", p.cfg.t0, p.cfg.t1);
+    pair_close(&p);
+}

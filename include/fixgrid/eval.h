@@ -294,6 +294,16 @@ double fg_ens_nll(const float *logits, const int *y, int n, int k, double T);
 int fg_ens_predict(fg_ens_kind kind, fg_model *f0, fg_model *f1, const fg_ens_cfg *cfg,
                    const float *x, int n, fg_rng *rng, float *probs, int *pred);
 
+/* ASR of ensemble `kind` on a pool (x0, y: n samples): adversarial inputs by
+ * PGD (pgd) against the soft vote of f0 and f1, then the ensemble's rule on
+ * them; *asr = fg_eval_success_rate. rng drives the random start and, for
+ * "up"/"ud", the ensemble's sampling. x_adv (n x input size) is optional:
+ * pass the same buffer to score several kinds on one attack with
+ * fg_ens_predict + fg_eval_success_rate instead. */
+int fg_ens_asr(fg_ens_kind kind, fg_model *f0, fg_model *f1, const fg_ens_cfg *cfg,
+               const fg_pgd_cfg *pgd, const float *x0, const int *y, int n, fg_rng *rng,
+               double *asr, float *x_adv);
+
 /* Fit cfg->t0 and cfg->t1 on a (validation) split with labels y. */
 int fg_ens_fit(fg_model *f0, fg_model *f1, const float *x, const int *y, int n, fg_ens_cfg *cfg);
 

@@ -217,3 +217,21 @@ int fg_ens_fit(fg_model *f0, fg_model *f1, const float *x, const int *y, int n, 
     free(z);
     return status;
 }
+
+int fg_ens_asr(fg_ens_kind kind, fg_model *f0, fg_model *f1, const fg_ens_cfg *cfg,
+               const fg_pgd_cfg *pgd, const float *x0, const int *y, int n, fg_rng *rng,
+               double *asr, float *x_adv)
+{
+    *asr = 0.0;
+    if (n <= 0) return FG_OK;
+    size_t d = fg_shape_size(fg_model_input_shape(f0));
+    float *xa = x_adv ? x_adv : fg_xfloats((size_t)n * d);
+    int *pred = fg_xmalloc((size_t)n * sizeof *pred);
+    fg_model *ms[2] = {f0, f1};
+    int status = fg_pgd_attack(ms, 2, pgd, x0, y, n, rng, xa);
+    if (!status) status = fg_ens_predict(kind, f0, f1, cfg, xa, n, rng, NULL, pred);
+    if (!status) *asr = fg_eval_success_rate(pred, y, n);
+    if (xa != x_adv) free(xa);
+    free(pred);
+    return status;
+}

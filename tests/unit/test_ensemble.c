@@ -353,3 +353,35 @@ Test(ensemble, models_fit_temperatures)
     cr_expect(fabsf(p.cfg.t1 / p.cfg.t0 - 3.0f) < 3e-3f, "t0 %g t1 %g", p.cfg.t0, p.cfg.t1);
     pair_close(&p);
 }
+
+/* Ensemble ASR: the soft-vote attack then the kind's rule. For "sv" it equals
+ * attacking the two-model target with fg_eval_asr from the same rng. */
+Test(ensemble, models_asr)
+{
+    pair p;
+    pair_open(&p);
+    int y[NX];
+    fg_model *ms[2] = {p.f0, p.f1};
+    cr_assert_eq(fg_eval_target_predict(ms, 2, p.x, NX, 5, y), FG_OK);
+    fg_pgd_cfg pgd;
+    fg_pgd_defaults(&pgd, 0.5f);
+    fg_pgd_bounds(p.x, NX * DX, &pgd.lo, &pgd.hi);
+    fg_rng r;
+    double a, b;
+    float adv[NX * DX];
+    fg_rng_seed(&r, 9);
+    cr_assert_eq(fg_ens_asr(FG_ENS_SOFT, p.f0, p.f1, &p.cfg, &pgd, p.x, y, NX, &r, &a, adv), FG_OK,
+                 "%s", fg_errmsg());
+    fg_rng_seed(&r, 9);
+    cr_assert_eq(fg_eval_asr(ms, 2, &pgd, p.x, y, NX, &r, &b, NULL, NULL), FG_OK);
+    cr_expect_eq(a, b);
+    cr_expect(a > 0.0, "eps 0.5 should flip some of the soft vote's predictions");
+    /* hv on the same adversarial points */
+    int pred[NX];
+    cr_assert_eq(fg_ens_predict(FG_ENS_HARD, p.f0, p.f1, &p.cfg, adv, NX, NULL, NULL, pred), FG_OK);
+    fg_rng_seed(&r, 9);
+    cr_assert_eq(fg_ens_asr(FG_ENS_HARD, p.f0, p.f1, &p.cfg, &pgd, p.x, y, NX, &r, &b, NULL),
+                 FG_OK);
+    cr_expect_eq(b, fg_eval_success_rate(pred, y, NX));
+    pair_close(&p);
+}

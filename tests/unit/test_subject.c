@@ -374,3 +374,47 @@ Test(subject, tiny_loads_from_installed_fashion_mnist, .timeout = 60)
     for (int i = 0; i < FG_SPLIT_COUNT; i++)
         fg_dataset_free(&d[i]);
 }
+
+/* The input line of models/ARCH.desc; 0 when the zoo has no such file yet. */
+static int zoo_input(const char *arch, int *c, int *h, int *w)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/models/%s.desc", FG_SOURCE_DIR, arch);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[512];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = sscanf(line, " input c=%d h=%d w=%d", c, h, w) == 3;
+    fclose(f);
+    cr_assert(found, "%s: no input line", path);
+    return 1;
+}
+
+Test(subject, image_subjects_match_their_zoo_input)
+{
+    /* The shape each image subject's data has (channels after colour
+     * rendering), against the input node of its architecture. */
+    static const struct {
+        const char *name;
+        int c, h, w;
+    } want[] = {
+        {"fmnist-lenet5", 1, 28, 28},     {"fmnist-vgg", 1, 28, 28},
+        {"fmnist-s-resnet", 3, 28, 28},   {"tiny", 1, 28, 28},
+        {"mnist-lenet5", 1, 28, 28},      {"cifar10-vgg16", 3, 32, 32},
+        {"cifar10s-resnet18", 3, 32, 32},
+    };
+    int checked = 0;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        fg_subject s;
+        cr_assert_eq(fg_subject_load(want[i].name, &s), FG_OK, "%s", fg_errmsg());
+        int c, h, w;
+        if (!zoo_input(s.arch, &c, &h, &w)) continue; /* arch not in the zoo yet */
+        cr_assert(c == want[i].c && h == want[i].h && w == want[i].w,
+                  "%s: arch %s takes %dx%dx%d, data is %dx%dx%d", want[i].name, s.arch, c, h, w,
+                  want[i].c, want[i].h, want[i].w);
+        if (s.n_norm) cr_assert_eq(s.n_norm, c, "%s: mean/std per channel", want[i].name);
+        checked++;
+    }
+    cr_assert_geq(checked, 6);
+}

@@ -723,6 +723,9 @@ int fg_subject_data(const fg_subject *s, fg_dataset splits[FG_SPLIT_COUNT])
         }
     }
     rc = split_pools(s, &train, s->n_test_files ? &test : NULL, plain);
+    /* The pools can go now; keeps the peak near one copy of the data. */
+    fg_dataset_free(&train);
+    fg_dataset_free(&test);
     if (rc != FG_OK) goto cleanup;
     if (s->colour_skew) {
         float share[256];
@@ -730,10 +733,12 @@ int fg_subject_data(const fg_subject *s, fg_dataset splits[FG_SPLIT_COUNT])
         if (k > 256) k = 256;
         for (int cl = 0; cl < k; cl++)
             share[cl] = s->colour_share[cl < k / 2 ? 0 : 1];
-        for (int i = 0; i < FG_SPLIT_COUNT; i++)
-            plain[i].n_classes = k; /* same for all */
-        rc = fg_cskew_splits(plain, share, s->colour_seed, splits);
-        if (rc != FG_OK) goto cleanup;
+        for (int i = 0; i < FG_SPLIT_COUNT; i++) {
+            plain[i].n_classes = k; /* the train split's classes rule all four */
+            rc = fg_cskew_split(&plain[i], (fg_split_kind)i, share, s->colour_seed, &splits[i]);
+            fg_dataset_free(&plain[i]);
+            if (rc != FG_OK) goto cleanup;
+        }
     } else {
         memcpy(splits, plain, sizeof plain);
         memset(plain, 0, sizeof plain);

@@ -5,6 +5,7 @@
  * fg_subject_data turns a subject into its four preprocessed splits. */
 #include "fixgrid/subject.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -577,6 +578,40 @@ cleanup:
     free(text);
     if (rc != FG_OK) memset(s, 0, sizeof *s);
     return rc;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+int fg_subject_names(char (**names)[FG_SUBJECT_STR], int *n)
+{
+    *names = NULL;
+    *n = 0;
+    char home[FG_SUBJECT_TEXT], folder[FG_SUBJECT_TEXT + 32];
+    int rc = fg_subject_home(home, sizeof home);
+    if (rc != FG_OK) return rc;
+    rc = bprintf(folder, sizeof folder, "%s/experiments/subjects", home);
+    if (rc != FG_OK) return rc;
+    DIR *d = opendir(folder);
+    if (!d) return fg_err(FG_ERR_IO, "%s: cannot open: %s", folder, strerror(errno));
+    int cap = 16;
+    char(*out)[FG_SUBJECT_STR] = fg_xmalloc(sizeof *out * (size_t)cap);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len <= 5 || strcmp(e->d_name + len - 5, ".yaml") != 0 ||
+            len - 5 >= FG_SUBJECT_STR)
+            continue;
+        if (*n == cap) out = fg_xrealloc(out, sizeof *out * (size_t)(cap *= 2));
+        memcpy(out[*n], e->d_name, len - 5);
+        out[(*n)++][len - 5] = 0;
+    }
+    closedir(d);
+    qsort(out, (size_t)*n, sizeof *out, cmp_name);
+    *names = out;
+    return FG_OK;
 }
 
 /* ---- data ---- */

@@ -71,6 +71,23 @@ Test(subject, every_subject_file_loads)
             cr_assert_neq(hashes[i], hashes[j]);
 }
 
+Test(subject, names_lists_the_folder_sorted)
+{
+    char(*names)[FG_SUBJECT_STR];
+    int n;
+    cr_assert_eq(fg_subject_names(&names, &n), FG_OK, "%s", fg_errmsg());
+    const char *want[] = {"cifar10-vgg16", "cifar10s-resnet18", "fmnist-lenet5", "fmnist-s-resnet",
+                          "fmnist-vgg",    "income-mlp",        "mnist-lenet5",  "tiny"};
+    cr_assert_eq(n, 8);
+    for (int i = 0; i < n; i++)
+        cr_assert_str_eq(names[i], want[i]);
+    free(names);
+    setenv("FIXGRID_HOME", dir, 1); /* a repo without subjects */
+    cr_assert_neq(fg_subject_names(&names, &n), FG_OK);
+    cr_assert_not_null(strstr(fg_errmsg(), "/experiments/subjects: cannot open"), "%s",
+                       fg_errmsg());
+}
+
 Test(subject, study_values)
 {
     fg_subject s;

@@ -78,9 +78,15 @@ Test(subject, names_lists_the_folder_sorted)
     cr_assert_eq(fg_subject_names(&names, &n), FG_OK, "%s", fg_errmsg());
     const char *want[] = {"cifar10-vgg16", "cifar10s-resnet18", "fmnist-lenet5", "fmnist-s-resnet",
                           "fmnist-vgg",    "income-mlp",        "mnist-lenet5",  "tiny"};
-    cr_assert_eq(n, 8);
-    for (int i = 0; i < n; i++)
-        cr_assert_str_eq(names[i], want[i]);
+    /* more subjects may come: each of these is listed, and the list is sorted */
+    for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+        int found = 0;
+        for (int i = 0; i < n; i++)
+            found |= strcmp(names[i], want[w]) == 0;
+        cr_assert(found, "%s not listed", want[w]);
+    }
+    for (int i = 1; i < n; i++)
+        cr_assert_lt(strcmp(names[i - 1], names[i]), 0);
     free(names);
     setenv("FIXGRID_HOME", dir, 1); /* a repo without subjects */
     cr_assert_neq(fg_subject_names(&names, &n), FG_OK);

@@ -729,14 +729,24 @@ static int split_pools(const fg_subject *s, fg_dataset *train, fg_dataset *test,
         }
     }
     int rc;
-    if (!test) return fg_split_sizes(train, sizes, FG_SPLIT_COUNT, s->split_seed, out);
+    char why[512]; /* fg_errmsg() is the buffer fg_err writes: copy it first */
+    if (!test) {
+        rc = fg_split_sizes(train, sizes, FG_SPLIT_COUNT, s->split_seed, out);
+        if (rc == FG_OK) return rc;
+        snprintf(why, sizeof why, "%s", fg_errmsg());
+        return fg_err(rc, "subject %s: %s", s->name, why);
+    }
     rc = fg_split_sizes(train, sizes, 2, s->split_seed, out);
-    if (rc != FG_OK) return fg_err(rc, "subject %s: train pool: %s", s->name, fg_errmsg());
+    if (rc != FG_OK) {
+        snprintf(why, sizeof why, "%s", fg_errmsg());
+        return fg_err(rc, "subject %s: train pool: %s", s->name, why);
+    }
     rc = fg_split_sizes(test, sizes + 2, 2, s->split_seed, out + 2);
     if (rc != FG_OK) {
         fg_dataset_free(&out[0]);
         fg_dataset_free(&out[1]);
-        return fg_err(rc, "subject %s: test pool: %s", s->name, fg_errmsg());
+        snprintf(why, sizeof why, "%s", fg_errmsg());
+        return fg_err(rc, "subject %s: test pool: %s", s->name, why);
     }
     return FG_OK;
 }

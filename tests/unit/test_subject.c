@@ -280,6 +280,13 @@ Test(subject, generated_idx_subject_with_colour_skew)
     cr_assert_eq(gray, 20);
     for (int i = 0; i < FG_SPLIT_COUNT; i++)
         fg_dataset_free(&d[i]);
+    /* sizes beyond the pool: the error names the subject and the pool */
+    write_idx("si", "sl", 40);
+    cr_assert_eq(fg_subject_data(&s, d), FG_ERR_ARG);
+    cr_assert_str_eq(fg_errmsg(),
+                     "subject t: test pool: split: parts need 50 rows, the pool has 40");
+    for (int i = 0; i < FG_SPLIT_COUNT; i++)
+        cr_assert_null(d[i].x);
 }
 
 Test(subject, generated_csv_subject_with_fractions)

@@ -423,18 +423,7 @@ static void set_defaults(fg_subject *s)
     s->scale = 255.0f;
     s->colour_share[0] = 0.95f; /* Wang et al.'s CIFAR-10S skew */
     s->colour_share[1] = 0.05f;
-    /* the defaults documented for fg_recipe_default() in train.h */
-    s->recipe.optim = FG_OPTIM_SGD;
-    s->recipe.lr = 0.01f;
-    s->recipe.momentum = 0.9f;
-    s->recipe.beta1 = 0.9f;
-    s->recipe.beta2 = 0.999f;
-    s->recipe.adam_eps = 1e-8f;
-    s->recipe.sched = FG_SCHED_CONST;
-    s->recipe.step_size = 1;
-    s->recipe.gamma = 0.1f;
-    s->recipe.epochs = 1;
-    s->recipe.batch = 64;
+    s->recipe = fg_recipe_default();
 }
 
 /* Checks that span fields. */

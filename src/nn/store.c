@@ -142,18 +142,25 @@ int fg_store_has(const char *root, const char *key)
     return has;
 }
 
+int fg_store_save_model(const char *root, const char *key, const char *name, const fg_model *m,
+                        const char *const *meta_kv)
+{
+    char *p = fg_store_path(root, key, name);
+    char *slash = strrchr(p, '/');
+    *slash = 0;
+    int rc = fg_mkdirs(p);
+    *slash = '/';
+    if (!rc) rc = fg_safetensors_save(p, m, meta_kv);
+    free(p);
+    return rc;
+}
+
 int fg_store_save_epoch(const char *root, const char *key, int epoch, const fg_model *m,
                         const char *const *meta_kv)
 {
     char name[48];
     snprintf(name, sizeof name, "epoch-%d.safetensors", epoch);
-    char *dir = fg_store_path(root, key, NULL);
-    char *p = fg_store_path(root, key, name);
-    int rc = fg_mkdirs(dir);
-    if (!rc) rc = fg_safetensors_save(p, m, meta_kv);
-    free(dir);
-    free(p);
-    return rc;
+    return fg_store_save_model(root, key, name, m, meta_kv);
 }
 
 int fg_store_last_epoch(const char *root, const char *key)

@@ -173,9 +173,9 @@ char *fg_store_path(const char *root, const char *key, const char *name);
  * directory): blocks until held. Released by fg_store_unlock or process exit. */
 typedef struct {
     int fd;
-} fg_store_lock_t;
-int fg_store_lock(const char *root, const char *key, fg_store_lock_t *lock);
-void fg_store_unlock(fg_store_lock_t *lock);
+} fg_store_held;
+int fg_store_lock(const char *root, const char *key, fg_store_held *lock);
+void fg_store_unlock(fg_store_held *lock);
 
 /* Save m as "<root>/<key>/<name>" (name may hold '/', e.g.
  * "fixed/<job key>.safetensors" for a fixed model), creating folders; atomic. */

@@ -100,7 +100,7 @@ char *fg_store_path(const char *root, const char *key, const char *name)
     return p;
 }
 
-int fg_store_lock(const char *root, const char *key, fg_store_lock_t *lock)
+int fg_store_lock(const char *root, const char *key, fg_store_held *lock)
 {
     lock->fd = -1;
     char *dir = fg_store_path(root, key, NULL);
@@ -125,7 +125,7 @@ cleanup:
     return rc;
 }
 
-void fg_store_unlock(fg_store_lock_t *lock)
+void fg_store_unlock(fg_store_held *lock)
 {
     if (lock->fd >= 0) {
         flock(lock->fd, LOCK_UN);
@@ -220,7 +220,7 @@ int fg_store_prepare(const char *root, const char *key, fg_store_build_fn build,
     if (out) *out = NULL;
     if (built) *built = 0;
     fg_model *m = NULL;
-    fg_store_lock_t lock;
+    fg_store_held lock;
     char *path = fg_store_path(root, key, MODEL_FILE);
     int rc = fg_store_lock(root, key, &lock);
     if (rc) goto cleanup;

@@ -84,9 +84,9 @@ static inline size_t fg_shape_size(fg_shape s)
 typedef struct {
     fg_layer_kind kind;
     char name[32];
-    int in[2], n_in;  /* input node indices (earlier nodes) */
+    int in[2], n_in;   /* input node indices (earlier nodes) */
     fg_shape in_shape; /* shape of in[0] */
-    fg_shape out;     /* output shape per sample */
+    fg_shape out;      /* output shape per sample */
     /* hyper-parameters (unused ones are 0) */
     int out_c, k, stride, pad, has_bias;
     float eps, momentum, p;
@@ -135,13 +135,20 @@ void fg_model_reserve(fg_model *m, int max_batch);
  * same graph, including modules added with fg_model_insert. */
 const char *fg_model_desc(const fg_model *m);
 
-/* Add a node after node `after` without rebuilding: `line` is one description
- * line; its input defaults to `after`; every later node that read `after`
- * now reads the new node (so a "scale" becomes a per-channel patch). Existing
- * parameters keep their offsets; new ones are appended and initialised with
- * rng (SCALE: identity). With rewire = 0 nothing is rerouted (for a side
- * branch such as a patch network, joined later by an inserted "add").
- * *new_index receives the node's index. */
+/* Add a node after node `after` (at index after + 1; later nodes shift by
+ * one) without rebuilding: `line` is one description line; its input
+ * defaults to `after` and in= may name only nodes up to `after`. With
+ * rewire = 1 every later node that read the new node's first input (`after`
+ * by default) now reads the new node, so a "scale" becomes a per-channel
+ * patch; the new node must then keep that input's shape (else FG_ERR_SHAPE).
+ * With rewire = 0 nothing is rerouted: build a side branch (patch network)
+ * that way from trunk node t, then join it with "add in=t,branch" inserted
+ * after the branch's last node with rewire = 1. Existing parameters keep
+ * their offsets; new ones are appended and initialised with rng (SCALE:
+ * identity; conv and dense need rng). Parameter and activation pointers
+ * taken before the call are invalid after it. *new_index receives the
+ * node's index. Errors: FG_ERR_ARG, FG_ERR_FORMAT, FG_ERR_SHAPE with
+ * "insert:1: message"; the model is unchanged then. */
 int fg_model_insert(fg_model *m, int after, const char *line, int rewire, fg_rng *rng,
                     int *new_index);
 
@@ -188,6 +195,11 @@ float *fg_model_act_mut(fg_model *m, int i);
 void fg_model_backward(fg_model *m, const float *dout);
 /* Backward from a caller-supplied gradient at node k's output, through nodes <= k. */
 void fg_model_backward_from(fg_model *m, int k, const float *dout);
+/* Whether backward computes the gradient at the input node (default 1).
+ * Training turns it off: it saves the first layer's input-gradient pass.
+ * With it off, nodes that feed only frozen or parameter-free nodes may also
+ * be skipped, so their fg_model_act_grad is then undefined. */
+void fg_model_set_input_grad(fg_model *m, int on);
 /* dLoss/dinput of the last backward (n x input size), owned by the model. */
 const float *fg_model_input_grad(const fg_model *m);
 /* dLoss/d(activation of node i) of the last backward, owned by the model. */
@@ -219,5 +231,22 @@ void fg_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
              const float *B, float beta, float *C);
 void fg_gemm_naive(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    const float *B, float beta, float *C);
+
+/* 2-D convolution on an NCHW batch: x n x c x h x w, weight [oc][c][k][k],
+ * bias oc or NULL, y n x oc x oh x ow with oh = (h + 2p - k) / s + 1.
+ * The BLAS path (im2col over the whole batch, one sgemm) needs `work` of
+ * fg_conv2d_work_floats floats. Backward ACCUMULATES into dw, db (either may
+ * be NULL) and, when dx is not NULL, into dx. */
+size_t fg_conv2d_work_floats(int n, int c, int h, int w, int oc, int k, int s, int p);
+void fg_conv2d_forward(const float *x, int n, int c, int h, int w, const float *weight,
+                       const float *bias, int oc, int k, int s, int p, float *y, float *work);
+void fg_conv2d_backward(const float *x, int n, int c, int h, int w, const float *weight, int oc,
+                        int k, int s, int p, const float *dy, float *dx, float *dw, float *db,
+                        float *work);
+void fg_conv2d_naive_forward(const float *x, int n, int c, int h, int w, const float *weight,
+                             const float *bias, int oc, int k, int s, int p, float *y);
+void fg_conv2d_naive_backward(const float *x, int n, int c, int h, int w, const float *weight,
+                              int oc, int k, int s, int p, const float *dy, float *dx, float *dw,
+                              float *db);
 
 #endif

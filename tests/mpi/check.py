@@ -8,7 +8,7 @@
   check.py tables_ok DIR              every CSV table in DIR is rectangular
   check.py tables DIR_A DIR_B         the CSV tables of two runs are equal, with
                                       every column whose name mentions time dropped
-  check.py outcomes LEDGER            print "outcome count" per job outcome
+  check.py outcomes LEDGER            print "outcome kind count" per outcome and job kind
   check.py field LEDGER FIELD VALUE   exit 1 unless every fix record has FIELD
                                       containing VALUE
 """
@@ -70,8 +70,9 @@ def cmd_once(ledger, keys_file):
 
 
 def table(path):
+    """Rows of a CSV table; '#' lines (provenance comments) are skipped."""
     with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+        rows = [r for r in csv.reader(f) if not (r and r[0].startswith("#"))]
     if not rows:
         raise SystemExit(f"{path}: empty table")
     head = rows[0]
@@ -101,9 +102,10 @@ def cmd_outcomes(ledger):
     count = {}
     for r in records(ledger):
         if r.get("kind") != "experiment":
-            count[r.get("outcome", "?")] = count.get(r.get("outcome", "?"), 0) + 1
+            k = (r.get("outcome", "?"), r.get("kind", "?"))
+            count[k] = count.get(k, 0) + 1
     for k in sorted(count):
-        print(k, count[k])
+        print(k[0], k[1], count[k])
 
 
 def cmd_field(ledger, field, value):

@@ -8,7 +8,7 @@ all_keys exp.yaml > keys.txt
 [ -s keys.txt ] || fail "dry run listed no jobs"
 out=$(outdir_of exp.yaml)
 for n in 1 2 3; do
-    mkdir "np$n"
+    rundir "np$n"
     (cd "np$n" && run_np "$n" run ../exp.yaml --progress 5) || fail "-np $n run failed"
     $PY "$CHECK" once "np$n/$out/ledger.tsv" keys.txt || fail "-np $n ledger"
 done

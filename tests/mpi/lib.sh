@@ -42,6 +42,14 @@ mkexp() {
     for e in "$@"; do sed -i -e "$e" "$out"; done
 }
 
+# rundir DIR: a working directory for one run that shares this test's model
+# store (the experiment's `store` path is relative to the working directory),
+# so the tiny original is trained once per test, not once per run.
+rundir() {
+    mkdir -p "$1" "$T/store"
+    [ -e "$1/store" ] || ln -s "$T/store" "$1/store"
+}
+
 # outdir_of FILE: the output directory a run of FILE uses.
 outdir_of() {
     sed -n 's/^output:[[:space:]]*//p' "$1" | tr -d '"'

@@ -8,12 +8,12 @@
 # Fails only if the overhead is absurd (> 200 ms per job).
 source "$(dirname "$0")/lib.sh"
 
-seeds=$(seq -s, 1 "${FG_OVERHEAD_SEEDS:-60}")
+seeds=$(seq -s, 1 "${FG_OVERHEAD_SEEDS:-20}")
 mkexp exp.yaml "s/^seeds:.*/seeds: [$seeds]/"
 jobs=$(all_keys exp.yaml | wc -l)
 now() { date +%s.%N; }
 for n in 1 2; do
-    mkdir "np$n"
+    rundir "np$n"
     t0=$(now)
     (cd "np$n" && run_np "$n" run ../exp.yaml 2> run.txt) || fail "-np $n run failed"
     t1=$(now)

@@ -136,12 +136,15 @@ static int parse_opts(int argc, char **argv, run_opts *o)
 /* ---- what the ledgers already hold ---- */
 typedef struct {
     const char *key;
-    int failed;
+    int failed; /* outcome FAILURE */
+    int pos;    /* order of the record: the last of a key wins */
 } done_entry;
 
 static int cmp_done(const void *a, const void *b)
 {
-    return strcmp(((const done_entry *)a)->key, ((const done_entry *)b)->key);
+    const done_entry *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
 }
 
 static int record_failed(const char *rec)
@@ -203,28 +206,36 @@ static done_entry *done_index(const rec_list *recs, int *n_out, rec_list *keys)
         rec_add(keys, key, strlen(key));
         free(key);
         d[n].key = keys->recs[keys->n - 1];
-        d[n].failed = record_failed(recs->recs[i]) | (n << 1); /* keep the position */
+        d[n].failed = record_failed(recs->recs[i]);
+        d[n].pos = n;
         n++;
     }
-    qsort(d, (size_t)n, sizeof *d, cmp_done);
+    qsort(d, (size_t)n, sizeof *d, cmp_done); /* by key, then position */
     int m = 0;
     for (int i = 0; i < n; i++) {
-        if (m > 0 && !strcmp(d[m - 1].key, d[i].key)) {
-            if ((d[i].failed >> 1) > (d[m - 1].failed >> 1)) d[m - 1] = d[i];
-        } else {
+        if (m > 0 && !strcmp(d[m - 1].key, d[i].key))
+            d[m - 1] = d[i]; /* a later record of the same key */
+        else
             d[m++] = d[i];
-        }
     }
-    for (int i = 0; i < m; i++)
-        d[i].failed &= 1;
     *n_out = m;
     return d;
 }
 
 static const done_entry *done_find(const done_entry *d, int n, const char *key)
 {
-    done_entry probe = {key, 0};
-    return bsearch(&probe, d, (size_t)n, sizeof *d, cmp_done);
+    /* Keys are unique after done_index, so compare keys only. */
+    size_t lo = 0, hi = (size_t)n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(d[mid].key, key);
+        if (c == 0) return &d[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 /* ---- rank 0 state ---- */

@@ -117,6 +117,9 @@ typedef struct {
 void fg_progress_init(fg_progress *p, double interval, double total_cost);
 /* Print when due (force: now, e.g. at the end). */
 void fg_progress_show(fg_progress *p, int done, int failed, int running, int total, int force);
+/* On a terminal, erase the progress line so a log line can take its place
+ * (the next fg_progress_show redraws it). */
+void fg_progress_clear(fg_progress *p);
 
 /* ---- signals: SIGTERM, SIGINT, SIGUSR1 set a flag; the loops poll it ---- */
 void fg_runner_signal_install(void);

@@ -54,3 +54,11 @@ void fg_progress_show(fg_progress *p, int done, int failed, int running, int tot
     fflush(stderr);
     p->printed = 1;
 }
+
+void fg_progress_clear(fg_progress *p)
+{
+    if (p->tty && p->printed) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+}

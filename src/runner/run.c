@@ -267,6 +267,7 @@ static void finish_job(sched_ctx *s, int idx, char state, const char *payload)
     char *rec = NULL;
     if (state == 'C') {
         s->cancelled++;
+        fg_progress_clear(&s->prog);
         fg_log(FG_LOG_INFO, "cancelled %s (%s): will rerun on resume", job->key, job->label);
         /* A job process stopped from outside (Slurm signals every process
          * of a step) means the run is being shut down: stop with it. */
@@ -288,12 +289,14 @@ static void finish_job(sched_ctx *s, int idx, char state, const char *payload)
     }
     int failed = record_failed(rec);
     if (failed) {
+        fg_progress_clear(&s->prog);
         char *why = fg_record_get(rec, "reason");
         fg_log(FG_LOG_WARN, "FAILURE %s (%s): %s [log: %s/%s.log]", job->key, job->label,
                why ? why : (state == 'D' ? "see log" : payload), s->copts.logdir, job->key);
         free(why);
     }
     if (fg_ledger_append(s->ledger, rec) != FG_OK) {
+        fg_progress_clear(&s->prog);
         fg_log(FG_LOG_ERROR, "ledger: %s: stopping", fg_errmsg());
         s->ledger_error = 1;
         s->stopping = 1;
@@ -330,6 +333,7 @@ static void begin_stop(sched_ctx *s, int sig, int from)
     if (s->stopping) return;
     s->stopping = 1;
     s->stop_at = fg_now() + s->o->grace;
+    fg_progress_clear(&s->prog);
     int running = 0;
     for (int r = 0; r < s->size; r++)
         running += s->busy[r] >= 0;
@@ -456,6 +460,7 @@ static int scheduler_loop(sched_ctx *s)
         if (nap_us < NAP_MAX_US) nap_us *= 2;
     }
     fg_progress_show(&s->prog, s->n_done, s->n_failed, 0, s->n_total, 1);
+    if (s->prog.tty) fputc('\n', stderr);
     if (s->local_jobs > 0)
         /* With -np 1 this is the scheduler's whole cost per job: the time no
          * job process ran (dispatch, polling latency, record checks, the
@@ -464,7 +469,6 @@ static int scheduler_loop(sched_ctx *s)
                "rank 0 ran %d jobs: %.1f ms per job in job processes, %.1f ms per job between them",
                s->local_jobs, 1000 * s->local_busy / s->local_jobs,
                1000 * (fg_now() - t_start - s->local_busy) / s->local_jobs);
-    if (s->prog.tty) fputc('\n', stderr);
     return s->ledger_error ? 3 : 0;
 }
 

@@ -26,11 +26,17 @@ typedef struct {
  *  resnet18 (CIFAR): 11,173,962, BN channels 4800 -> state 9,600.
  *  resnet-small: stem 432+32; block1 2*(2304+32); block2 4608+64 + 9216+64 +
  *          512+64; block3 18432+128 + 36864+128 + 2048+128; fc 650 -> 78,042;
- *          BN channels 336 -> state 672. */
+ *          BN channels 336 -> state 672.
+ *  tiny: conv1 4*25+4 = 104, 4x24x24 -> maxpool 4 -> 144, fc1 144*32+32 =
+ *          4640, fc2 32*10+10 = 330 -> 5,074. */
 static const zoo_expect expect[] = {
-    {"lenet5", 29450, 0, 1, 28, 28},         {"mlp", 235146, 0, 1, 28, 28},
-    {"resnet-small", 78042, 672, 3, 28, 28}, {"resnet18", 11173962, 9600, 3, 32, 32},
-    {"vgg-small", 468202, 384, 1, 28, 28},   {"vgg16", 14728266, 8448, 3, 32, 32},
+    {"lenet5", 29450, 0, 1, 28, 28},
+    {"mlp", 235146, 0, 1, 28, 28},
+    {"resnet-small", 78042, 672, 3, 28, 28},
+    {"resnet18", 11173962, 9600, 3, 32, 32},
+    {"tiny", 5074, 0, 1, 28, 28},
+    {"vgg-small", 468202, 384, 1, 28, 28},
+    {"vgg16", 14728266, 8448, 3, 32, 32},
 };
 #define N_EXPECT (int)(sizeof expect / sizeof expect[0])
 

@@ -112,6 +112,7 @@ static int bench_model(const char *name, const bench_opts *b, int batch, const c
         c.o = fg_optim_new(m, &r);
         fg_model_set_mode(m, FG_MODE_TRAIN);
         fg_model_set_rng(m, &rng);
+        fg_model_set_input_grad(m, 0); /* as fg_train_epoch; torch's input needs no grad either */
         sps = timed(train_step, &c, b->seconds, &cpu_sps) * batch;
     } else {
         fg_model_set_mode(m, FG_MODE_EVAL);

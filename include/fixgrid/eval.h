@@ -21,6 +21,7 @@
 #ifndef FIXGRID_EVAL_H
 #define FIXGRID_EVAL_H
 
+#include "fixgrid/data.h"
 #include "fixgrid/nn.h"
 #include "fixgrid/util.h"
 
@@ -306,5 +307,44 @@ int fg_ens_asr(fg_ens_kind kind, fg_model *f0, fg_model *f1, const fg_ens_cfg *c
 
 /* Fit cfg->t0 and cfg->t1 on a (validation) split with labels y. */
 int fg_ens_fit(fg_model *f0, fg_model *f1, const float *x, const int *y, int n, fg_ens_cfg *cfg);
+
+/* ======================= one evaluation: f0 and its fixed models ======================= */
+
+/* What `fixgrid eval` and a job's result record need for one model. */
+typedef struct {
+    fg_outcome outcome;   /* OK or CORRUPTED (fg_eval_outcome) */
+    char why[160];        /* reason when CORRUPTED */
+    fg_eval_cmp cmp;      /* against f0; for f0 itself RR 0, NFR 0, BC 100 */
+    int has_aaod;         /* the split has two groups */
+    double aaod, up_aaod; /* ⇑AAOD against f0's AAOD */
+    int has_binary;       /* two groups and two classes: SPD, EOD, DI */
+    fg_eval_binfair bin;
+    int has_asr; /* opts.asr was set and the pool is not empty */
+    double asr, up_asr;
+} fg_eval_row;
+
+typedef struct {
+    int batch;      /* prediction and attack batch (default 256) */
+    int asr;        /* 1: run the robustness job (fg_eval_robustness); default 0 */
+    float eps;      /* attack radius (the subject's epsilon) */
+    int pool;       /* pool size to draw (default 500) */
+    uint64_t seed;  /* seeds the pool draw and random starts (default 1) */
+    int privileged; /* binary fairness: the privileged group id (default 0) */
+} fg_eval_opts;
+void fg_eval_opts_default(fg_eval_opts *o);
+
+/* Evaluate f0 and fixed[0..n_fixed) on a split (test->x must match the
+ * models' input shape; test->group may be NULL). rows[0] is f0 and rows[1 +
+ * i] fixed[i]. When preds is not NULL, preds[j] (n ints each, caller-owned)
+ * receive the predictions of model j in the same order. *rb (may be NULL)
+ * receives the pool sizes and bounds when opts->asr is set. */
+int fg_eval_models(fg_model *f0, fg_model *const *fixed, int n_fixed, const fg_dataset *test,
+                   const fg_eval_opts *opts, fg_eval_row *rows, fg_eval_robust *rb, int **preds);
+
+/* CSV with a header line: model,outcome,acc,up_acc,rr,nfr,bc,aaod,up_aaod,
+ * spd,eod,di,asr,up_asr,n_pool,why. Fields a row lacks are empty; names are
+ * quoted when they hold a comma or quote. */
+void fg_eval_csv_header(FILE *f);
+void fg_eval_csv_row(FILE *f, const char *name, const fg_eval_row *r, int n_pool);
 
 #endif

@@ -205,7 +205,8 @@ int fg_eval_asr(fg_model *const *models, int n_models, const fg_pgd_cfg *cfg, co
  * fixed model with PGD(eps, foolbox defaults, cfg_batch samples per pass),
  * each from its own random start drawn from rng in that order. Fills *out and
  * asr_fixed[0..n_fixed); ⇑ASR_i = fg_eval_up_asr(out->asr0, asr_fixed[i]).
- * An empty pool gives ASR 0 everywhere (out->n_pool says so). */
+ * An empty pool gives ASR 0 everywhere (out->n_pool says so). pool_idx
+ * (optional, capacity min(n, max_draw)) receives the pool's test indices. */
 typedef struct {
     int n_qualified; /* test inputs every model classifies correctly */
     int n_pool;      /* attacked: min(n_qualified, max_draw) */
@@ -214,7 +215,7 @@ typedef struct {
 } fg_eval_robust;
 int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
                        const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
-                       fg_eval_robust *out, double *asr_fixed);
+                       fg_eval_robust *out, double *asr_fixed, int *pool_idx);
 
 /* mean([pred_i != y_i]) x 100, the ASR of any prediction rule on adversarial
  * inputs (used for the ensembles that are not differentiable). */
@@ -248,7 +249,9 @@ int fg_ens_parse(const char *name, fg_ens_kind *out);
 typedef struct {
     float noise_sigma;  /* "up": Gaussian noise std in normalised input space (0.05) */
     int noise_samples;  /* "up": noisy copies per input (10) */
-    float dropout_p;    /* "ud": dropout rate before the last dense layer (0.5) */
+    float dropout_p;    /* "ud": dropout rate before the last dense layer (0.2: the
+                         * networks were not trained with dropout, so a low rate keeps
+                         * the MC mean near the plain output; FeaProtect uses 0.2) */
     int dropout_passes; /* "ud": stochastic passes per input (10) */
     float t0, t1;       /* "us": temperatures of f0, f1 (fg_ens_fit_temperature; 1 = none) */
     int batch;          /* samples per forward (100) */
@@ -336,10 +339,15 @@ void fg_eval_opts_default(fg_eval_opts *o);
 /* Evaluate f0 and fixed[0..n_fixed) on a split (test->x must match the
  * models' input shape; test->group may be NULL). rows[0] is f0 and rows[1 +
  * i] fixed[i]. When preds is not NULL, preds[j] (n ints each, caller-owned)
- * receive the predictions of model j in the same order. *rb (may be NULL)
- * receives the pool sizes and bounds when opts->asr is set. */
+ * receive the predictions of model j in the same order. With opts->asr the
+ * robustness job runs on f0 and the fixed models that are not CORRUPTED (a
+ * broken model would only shrink the pool; its row gets no ASR), the pool
+ * drawn from an rng seeded with (opts->seed, "asr-pool"); *rb (may be NULL)
+ * receives the pool sizes and bounds, pool_idx (may be NULL, capacity
+ * min(n, opts->pool)) the pool's indices. */
 int fg_eval_models(fg_model *f0, fg_model *const *fixed, int n_fixed, const fg_dataset *test,
-                   const fg_eval_opts *opts, fg_eval_row *rows, fg_eval_robust *rb, int **preds);
+                   const fg_eval_opts *opts, fg_eval_row *rows, fg_eval_robust *rb, int **preds,
+                   int *pool_idx);
 
 /* CSV with a header line: model,outcome,acc,up_acc,rr,nfr,bc,aaod,up_aaod,
  * spd,eod,di,asr,up_asr,n_pool,why. Fields a row lacks are empty; names are

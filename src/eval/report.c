@@ -30,7 +30,8 @@ static int fairness(fg_eval_row *r, const int *pred, const fg_dataset *t, int pr
 }
 
 int fg_eval_models(fg_model *f0, fg_model *const *fixed, int n_fixed, const fg_dataset *test,
-                   const fg_eval_opts *opts, fg_eval_row *rows, fg_eval_robust *rb, int **preds)
+                   const fg_eval_opts *opts, fg_eval_row *rows, fg_eval_robust *rb, int **preds,
+                   int *pool_idx)
 {
     int n_models = 1 + n_fixed, n = test->n, status = FG_OK;
     if (n_fixed < 0 || opts->batch < 1 || (opts->privileged != 0 && opts->privileged != 1))
@@ -62,20 +63,31 @@ int fg_eval_models(fg_model *f0, fg_model *const *fixed, int n_fixed, const fg_d
         if (r->has_aaod) r->up_aaod = fg_eval_up_aaod(rows[0].aaod, r->aaod);
     }
     if (opts->asr) {
+        /* the robustness job on f0 and the usable fixed models */
+        fg_model **ok = fg_xmalloc(((size_t)n_fixed + 1) * sizeof *ok);
+        int *row_of = fg_xmalloc(((size_t)n_fixed + 1) * sizeof *row_of), n_ok = 0;
+        for (int j = 1; j < n_models; j++)
+            if (rows[j].outcome == FG_OUTCOME_OK) {
+                row_of[n_ok] = j;
+                ok[n_ok++] = fixed[j - 1];
+            }
         fg_rng rng;
         fg_rng_seed_key(&rng, opts->seed, "asr-pool");
         fg_eval_robust rob;
-        double *asr = fg_xcalloc((size_t)n_fixed + 1, sizeof *asr);
-        status = fg_eval_robustness(f0, fixed, n_fixed, test->x, test->y, n, opts->eps, opts->pool,
-                                    opts->batch, &rng, &rob, asr);
+        double *asr = fg_xcalloc((size_t)n_ok + 1, sizeof *asr);
+        status = fg_eval_robustness(f0, ok, n_ok, test->x, test->y, n, opts->eps, opts->pool,
+                                    opts->batch, &rng, &rob, asr, pool_idx);
         if (!status && rob.n_pool > 0)
-            for (int j = 0; j < n_models; j++) {
-                rows[j].has_asr = 1;
-                rows[j].asr = j ? asr[j - 1] : rob.asr0;
-                rows[j].up_asr = fg_eval_up_asr(rob.asr0, rows[j].asr);
+            for (int i = -1; i < n_ok; i++) {
+                fg_eval_row *r = &rows[i < 0 ? 0 : row_of[i]];
+                r->has_asr = 1;
+                r->asr = i < 0 ? rob.asr0 : asr[i];
+                r->up_asr = fg_eval_up_asr(rob.asr0, r->asr);
             }
         if (!status && rb) *rb = rob;
         free(asr);
+        free(ok);
+        free(row_of);
     }
 cleanup:
     for (int j = 0; j < n_models; j++)

@@ -74,7 +74,8 @@ Test(eval_report, rows_match_metrics)
     o.batch = 64;
     fg_eval_row rows[3];
     int p0[N], p1[N], p2[N], *preds[3] = {p0, p1, p2};
-    cr_assert_eq(fg_eval_models(f0, fixed, 2, &t, &o, rows, NULL, preds), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(fg_eval_models(f0, fixed, 2, &t, &o, rows, NULL, preds, NULL), FG_OK, "%s",
+                 fg_errmsg());
     int q1[N];
     fg_model_predict(f1, t.x, N, 100, q1, NULL);
     for (int i = 0; i < N; i++)
@@ -108,10 +109,19 @@ Test(eval_report, rows_match_metrics)
     o.eps = 0.5f;
     o.pool = 50;
     fg_eval_robust rb;
-    fixed[1] = f1; /* the NaN model would empty the pool */
-    cr_assert_eq(fg_eval_models(f0, fixed, 2, &t, &o, rows, &rb, NULL), FG_OK, "%s", fg_errmsg());
-    cr_assert(rows[0].has_asr && rows[2].has_asr);
+    int pool[50];
+    /* the CORRUPTED model takes no part in the pool and gets no ASR */
+    cr_assert_eq(fg_eval_models(f0, fixed, 2, &t, &o, rows, &rb, NULL, pool), FG_OK, "%s",
+                 fg_errmsg());
+    cr_assert(rows[0].has_asr && rows[1].has_asr);
+    cr_expect(!rows[2].has_asr);
     cr_expect_eq(rb.n_pool, 50);
+    for (int i = 0; i < 50; i++)
+        cr_expect(p0[pool[i]] == t.y[pool[i]] && p1[pool[i]] == t.y[pool[i]]);
+    fixed[1] = f1;
+    cr_assert_eq(fg_eval_models(f0, fixed, 2, &t, &o, rows, &rb, NULL, NULL), FG_OK, "%s",
+                 fg_errmsg());
+    cr_assert(rows[2].has_asr);
     cr_expect_eq(rows[0].up_asr, 0.0);
     for (int j = 0; j < 3; j++)
         cr_expect(rows[j].asr >= 0.0 && rows[j].asr <= 100.0);
@@ -140,7 +150,7 @@ Test(eval_report, rows_match_metrics)
 
     /* a split of another shape is refused */
     t.h = 3;
-    cr_expect_eq(fg_eval_models(f0, fixed, 2, &t, &o, rows, NULL, NULL), FG_ERR_SHAPE);
+    cr_expect_eq(fg_eval_models(f0, fixed, 2, &t, &o, rows, NULL, NULL, NULL), FG_ERR_SHAPE);
     fg_model_free(f0);
     fg_model_free(f1);
     fg_model_free(f2);

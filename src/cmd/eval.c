@@ -310,7 +310,7 @@ int fg_cmd_eval(int argc, char **argv)
     for (int j = 0; j <= a.n_fixed; j++)
         preds[j] = fg_xmalloc(((size_t)t->n + 1) * sizeof(int));
     fg_eval_robust rb = {0};
-    pool = fg_xmalloc(((size_t)a.o.pool + 1) * sizeof *pool);
+    pool = fg_xmalloc(((size_t)(a.o.pool < t->n ? a.o.pool : t->n) + 1) * sizeof *pool);
     if ((status = fg_eval_models(f0, fixed, a.n_fixed, t, &a.o, rows, &rb, preds, pool))) goto fail;
 
     if (a.csv) {
@@ -348,5 +348,6 @@ cleanup:
         free(preds[j]);
     for (int k = 0; k < FG_SPLIT_COUNT; k++)
         fg_dataset_free(&sp[k]);
+    free(pool);
     return rc;
 }

@@ -198,11 +198,12 @@ int fg_eval_target_predict(fg_model *const *models, int n_models, const float *x
  * (n x input size) are optional outputs. */
 int fg_eval_asr(fg_model *const *models, int n_models, const fg_pgd_cfg *cfg, const float *x0,
                 const int *y, int n, fg_rng *rng, double *asr, int *success, float *x_adv);
+
 /* The robustness evaluation of one (approach, subject), as the study runs it:
  * predict the test split (x: n inputs, y: labels) with f0 and the n_fixed
  * fixed models; draw the pool (fg_eval_pool, up to max_draw, from rng); set
  * the bounds to the (min, max) of the pool's inputs; attack f0 and then each
- * fixed model with PGD(eps, foolbox defaults, cfg_batch samples per pass),
+ * fixed model with PGD(eps, foolbox defaults, `batch` samples per pass),
  * each from its own random start drawn from rng in that order. Fills *out and
  * asr_fixed[0..n_fixed); ⇑ASR_i = fg_eval_up_asr(out->asr0, asr_fixed[i]).
  * An empty pool gives ASR 0 everywhere (out->n_pool says so). pool_idx
@@ -251,7 +252,7 @@ typedef struct {
     int noise_samples;  /* "up": noisy copies per input (10) */
     float dropout_p;    /* "ud": dropout rate before the last dense layer (0.2: the
                          * networks were not trained with dropout, so a low rate keeps
-                         * the MC mean near the plain output; FeaProtect uses 0.2) */
+                         * the MC mean near the plain output; FeaProtect's rate) */
     int dropout_passes; /* "ud": stochastic passes per input (10) */
     float t0, t1;       /* "us": temperatures of f0, f1 (fg_ens_fit_temperature; 1 = none) */
     int batch;          /* samples per forward (100) */

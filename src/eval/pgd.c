@@ -72,9 +72,9 @@ static int check_target(fg_model *const *models, int n_models, const char *who)
     fg_shape s0 = fg_model_input_shape(models[0]);
     int k0 = fg_model_n_classes(models[0]);
     for (int i = 1; i < n_models; i++) {
+        if (!models[i]) return fg_err(FG_ERR_ARG, "%s: model %d is NULL", who, i);
         fg_shape s = fg_model_input_shape(models[i]);
-        if (!models[i] || s.c != s0.c || s.h != s0.h || s.w != s0.w ||
-            fg_model_n_classes(models[i]) != k0)
+        if (s.c != s0.c || s.h != s0.h || s.w != s0.w || fg_model_n_classes(models[i]) != k0)
             return fg_err(FG_ERR_SHAPE, "%s: model %d differs in input shape or classes", who, i);
     }
     return FG_OK;

@@ -102,8 +102,11 @@ int fg_cskew_skewed(const fg_dataset *src, const float *colour_share, uint64_t s
                     fg_dataset *out);
 /* Both versions: rows [0, n) colour, rows [n, 2n) grayscale, same order. */
 int fg_cskew_both(const fg_dataset *src, uint64_t seed, fg_dataset *out);
-/* The study's construction from plain splits: train and valid skewed,
- * repair and test in both versions (twice the rows). */
+/* One split of the study's construction: train and valid skewed, repair and
+ * test in both versions (twice the rows); the seed is mixed with the kind. */
+int fg_cskew_split(const fg_dataset *in, fg_split_kind kind, const float *colour_share,
+                   uint64_t seed, fg_dataset *out);
+/* All four splits at once (same result as fg_cskew_split on each). */
 int fg_cskew_splits(const fg_dataset in[FG_SPLIT_COUNT], const float *colour_share, uint64_t seed,
                     fg_dataset out[FG_SPLIT_COUNT]);
 

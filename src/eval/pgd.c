@@ -72,9 +72,9 @@ static int check_target(fg_model *const *models, int n_models, const char *who)
     fg_shape s0 = fg_model_input_shape(models[0]);
     int k0 = fg_model_n_classes(models[0]);
     for (int i = 1; i < n_models; i++) {
+        if (!models[i]) return fg_err(FG_ERR_ARG, "%s: model %d is NULL", who, i);
         fg_shape s = fg_model_input_shape(models[i]);
-        if (!models[i] || s.c != s0.c || s.h != s0.h || s.w != s0.w ||
-            fg_model_n_classes(models[i]) != k0)
+        if (s.c != s0.c || s.h != s0.h || s.w != s0.w || fg_model_n_classes(models[i]) != k0)
             return fg_err(FG_ERR_SHAPE, "%s: model %d differs in input shape or classes", who, i);
     }
     return FG_OK;
@@ -291,7 +291,7 @@ cleanup:
 
 int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
                        const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
-                       fg_eval_robust *out, double *asr_fixed)
+                       fg_eval_robust *out, double *asr_fixed, int *pool_idx)
 {
     memset(out, 0, sizeof *out);
     if (n_fixed < 0 || n < 0 || batch < 1)
@@ -317,6 +317,7 @@ int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const 
                           &out->n_qualified);
     if (status || n_pool == 0) goto cleanup;
     out->n_pool = n_pool;
+    if (pool_idx) memcpy(pool_idx, idx, (size_t)n_pool * sizeof *idx);
     xp = fg_xfloats((size_t)n_pool * d);
     yp = fg_xmalloc((size_t)n_pool * sizeof *yp);
     for (int i = 0; i < n_pool; i++) {

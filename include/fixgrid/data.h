@@ -32,22 +32,33 @@ void fg_dataset_subset(const fg_dataset *src, const int *idx, int n, fg_dataset 
 int fg_dataset_concat(fg_dataset *a, const fg_dataset *b);
 
 /* ---- loaders ---- */
-/* IDX images + labels (gzip'd or raw, detected by magic). Pixels scaled to [0,1]. */
+/* Whole file into a malloc'd buffer (caller frees); gzip'd files (magic
+ * 1f 8b) are inflated. Errors name the path (and the decompressed offset
+ * where a gzip stream breaks off). */
+int fg_data_read_file(const char *path, unsigned char **data, size_t *len);
+/* IDX images + labels (gzip'd or raw, detected by magic). Pixels scaled to [0,1].
+ * c = 1, n_classes = largest label + 1, no groups. Errors: wrong magic,
+ * truncated header or data, images/labels count mismatch (with offsets). */
 int fg_idx_load(const char *images_path, const char *labels_path, fg_dataset *out);
 /* CIFAR-10 binary batches (each record: 1 label byte + 3072 pixel bytes).
  * Pixels scaled to [0,1]; no standardisation (see fg_dataset_standardize). */
 int fg_cifar_load(const char *const *paths, int n_paths, fg_dataset *out);
-/* Per-channel (x - mean[c]) / std[c], in place. */
+/* Per-channel (x - mean[c]) / std[c], in place (mean, std: c entries). */
 void fg_dataset_standardize(fg_dataset *d, const float *mean, const float *std);
 
 /* CSV tables: a header row; the label column; an optional group column; the
  * listed categorical columns one-hot encoded (levels sorted, from the whole
  * file); the rest numeric. Rows with an empty cell are dropped (counted).
  * label_fn maps the label cell to a class (or -1 for an error); NULL means the
- * cell is an integer class. group_fn likewise maps the group cell. */
+ * cell is an integer class. group_fn likewise maps the group cell.
+ * The label column is never a feature; the group column is one unless it is
+ * listed in drop. Result: c = number of features (numeric columns count one,
+ * categorical ones one per level), h = w = 1. n_classes/n_groups <= 0 mean
+ * "largest value + 1". Errors: "PATH:LINE: expected N fields, got M", an
+ * unknown column name, a non-numeric cell, an unmappable label or group. */
 typedef struct {
     const char *label_col;
-    const char *group_col;         /* NULL: no group */
+    const char *group_col;          /* NULL: no group */
     const char *const *categorical; /* NULL-terminated list, may be NULL */
     const char *const *drop;        /* columns to ignore, NULL-terminated, may be NULL */
     int (*label_fn)(const char *cell, void *user);
@@ -56,17 +67,44 @@ typedef struct {
     int n_classes, n_groups;
 } fg_csv_spec;
 int fg_csv_load(const char *path, const fg_csv_spec *spec, fg_dataset *out, int *n_dropped);
-/* Standardise features with mean/std fitted on `fit` (train split), applied to d. */
+/* Standardise features with mean/std fitted on `fit` (train split), applied to d.
+ * mean and std hold fg_dataset_dim() entries; a constant feature gets std 1. */
 void fg_dataset_standardize_fit(const fg_dataset *fit, float *mean, float *std);
 void fg_dataset_standardize_features(fg_dataset *d, const float *mean, const float *std);
 
 /* ---- splits: train / valid / repair / test ---- */
-typedef enum { FG_SPLIT_TRAIN, FG_SPLIT_VALID, FG_SPLIT_REPAIR, FG_SPLIT_TEST, FG_SPLIT_COUNT } fg_split_kind;
+typedef enum {
+    FG_SPLIT_TRAIN,
+    FG_SPLIT_VALID,
+    FG_SPLIT_REPAIR,
+    FG_SPLIT_TEST,
+    FG_SPLIT_COUNT
+} fg_split_kind;
 const char *fg_split_name(fg_split_kind k);
 
 /* Deterministic split of `pool` into consecutive parts of the given sizes after a
  * seeded shuffle; sizes sum to at most pool->n. outs[i] receives copies. */
 int fg_split_sizes(const fg_dataset *pool, const int *sizes, int n_parts, uint64_t seed,
                    fg_dataset *outs);
+
+/* ---- colour-skewed sets: Fashion-MNIST-S, CIFAR-10S (src/data/fmnist_s.c) ---- */
+/* Every image has a colour and a grayscale version. From c = 1 sources the
+ * colour version is the intensity times a per-image seeded tint; from c = 3
+ * sources it is the image and the grayscale one its luma. Outputs have c = 3,
+ * group = FG_CSKEW_COLOUR or FG_CSKEW_GRAY and n_groups = 2. */
+enum { FG_CSKEW_COLOUR = 0, FG_CSKEW_GRAY = 1, FG_CSKEW_GROUPS = 2 };
+/* The study's shares (Wang et al.): the first half of the classes 0.95
+ * colour, the rest 0.05; share receives n_classes entries. */
+void fg_cskew_study_shares(int n_classes, float *share);
+/* Skewed set: in class c exactly round(colour_share[c] x n_c) images (ties
+ * up), chosen by a seeded shuffle, are colour and the rest grayscale. */
+int fg_cskew_skewed(const fg_dataset *src, const float *colour_share, uint64_t seed,
+                    fg_dataset *out);
+/* Both versions: rows [0, n) colour, rows [n, 2n) grayscale, same order. */
+int fg_cskew_both(const fg_dataset *src, uint64_t seed, fg_dataset *out);
+/* The study's construction from plain splits: train and valid skewed,
+ * repair and test in both versions (twice the rows). */
+int fg_cskew_splits(const fg_dataset in[FG_SPLIT_COUNT], const float *colour_share, uint64_t seed,
+                    fg_dataset out[FG_SPLIT_COUNT]);
 
 #endif

@@ -49,6 +49,7 @@ typedef struct {
     const char *name;
     int n_classes, n_groups;
     float epsilon;
+    int n_history; /* per-epoch checkpoints of the original available (0: none) */
 } fg_fix_subject;
 
 typedef void (*fg_fix_progress)(void *user, double fraction, const char *what);
@@ -57,7 +58,10 @@ typedef struct {
     const fg_model *f0;            /* the original; clone it, never modify */
     const fg_fix_subject *subject;
     const fg_dataset *train, *valid, *repair; /* never the test split */
-    const char *history_dir;       /* the original's per-epoch checkpoints (store), may be NULL */
+    /* the original's training history: checkpoints after each epoch, oldest first,
+     * the last one equal to f0; n_history = 0 when the store has none */
+    const fg_model *const *history;
+    int n_history;
     fg_rng *rng;                   /* seeded from (experiment seed, job key) */
     const double *params;          /* values in schema order (defaults/preset applied) */
     int preset_cpu;                /* 1: the `cpu` preset is active (name it in variant) */

@@ -84,9 +84,9 @@ static inline size_t fg_shape_size(fg_shape s)
 typedef struct {
     fg_layer_kind kind;
     char name[32];
-    int in[2], n_in;  /* input node indices (earlier nodes) */
+    int in[2], n_in;   /* input node indices (earlier nodes) */
     fg_shape in_shape; /* shape of in[0] */
-    fg_shape out;     /* output shape per sample */
+    fg_shape out;      /* output shape per sample */
     /* hyper-parameters (unused ones are 0) */
     int out_c, k, stride, pad, has_bias;
     float eps, momentum, p;
@@ -188,6 +188,11 @@ float *fg_model_act_mut(fg_model *m, int i);
 void fg_model_backward(fg_model *m, const float *dout);
 /* Backward from a caller-supplied gradient at node k's output, through nodes <= k. */
 void fg_model_backward_from(fg_model *m, int k, const float *dout);
+/* Whether backward computes the gradient at the input node (default 1).
+ * Training turns it off: it saves the first layer's input-gradient pass.
+ * With it off, nodes that feed only frozen or parameter-free nodes may also
+ * be skipped, so their fg_model_act_grad is then undefined. */
+void fg_model_set_input_grad(fg_model *m, int on);
 /* dLoss/dinput of the last backward (n x input size), owned by the model. */
 const float *fg_model_input_grad(const fg_model *m);
 /* dLoss/d(activation of node i) of the last backward, owned by the model. */
@@ -219,5 +224,22 @@ void fg_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
              const float *B, float beta, float *C);
 void fg_gemm_naive(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    const float *B, float beta, float *C);
+
+/* 2-D convolution on an NCHW batch: x n x c x h x w, weight [oc][c][k][k],
+ * bias oc or NULL, y n x oc x oh x ow with oh = (h + 2p - k) / s + 1.
+ * The BLAS path (im2col over the whole batch, one sgemm) needs `work` of
+ * fg_conv2d_work_floats floats. Backward ACCUMULATES into dw, db (either may
+ * be NULL) and, when dx is not NULL, into dx. */
+size_t fg_conv2d_work_floats(int n, int c, int h, int w, int oc, int k, int s, int p);
+void fg_conv2d_forward(const float *x, int n, int c, int h, int w, const float *weight,
+                       const float *bias, int oc, int k, int s, int p, float *y, float *work);
+void fg_conv2d_backward(const float *x, int n, int c, int h, int w, const float *weight, int oc,
+                        int k, int s, int p, const float *dy, float *dx, float *dw, float *db,
+                        float *work);
+void fg_conv2d_naive_forward(const float *x, int n, int c, int h, int w, const float *weight,
+                             const float *bias, int oc, int k, int s, int p, float *y);
+void fg_conv2d_naive_backward(const float *x, int n, int c, int h, int w, const float *weight,
+                              int oc, int k, int s, int p, const float *dy, float *dx, float *dw,
+                              float *db);
 
 #endif

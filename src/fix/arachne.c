@@ -1,0 +1,220 @@
+/* AR: Arachne, search-based repair (Sohn, Kang, Yoo; TOSEM 2023).
+ * Spec: shared/study/methods-layer-neuron.md section 2.
+ *
+ * 1. I_neg / I_pos: the repair split's inputs f0 gets wrong / right.
+ * 2. Localisation sample: all of I_neg plus a class-stratified sample of I_pos of
+ *    the same size (all of I_pos when it is not larger).
+ * 3. Bidirectional localisation over every dense and conv KERNEL weight (biases
+ *    are never targets): GL = GL_neg / (1 + GL_pos), FI = FI_neg / (1 + FI_pos),
+ *    then the first Pareto front of (GL, FI) (fixkit localise.c).
+ * 4. DE/rand/1/bin over the new values of the front's weights: population 100,
+ *    up to 100 generations, F ~ U(0.5, 1) per generation, CR 0.7, initial
+ *    coordinates ~ N(mean, std) of their layer's kernel (the original values are
+ *    NOT seeded into the population, as in the released code), bounds 2x / 0.5x
+ *    the layer's min and max, stop when the best is unchanged for more than
+ *    max(10, gens/10) generations.
+ * 5. Fitness (maximise): score(I_pos) + alpha * score(I_neg), alpha = 10, with
+ *    score(S) = #correct + sum over wrong x of 1 / (CE(x) + 1).
+ * Scoring re-runs only the nodes after the earliest patched layer's input on
+ * cached activations, or updates logits incrementally when every target is in
+ * the output layer (exact either way).
+ *
+ * The `cpu` preset scales the budget only: population 20, 15 generations, and
+ * I_pos in the fitness capped to a stratified sample of 1,000 (spec (e)). */
+#include "fixgrid/fixkit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { P_ALPHA, P_POP, P_GENS, P_CR, P_POS_LIMIT, P_BATCH, P_COUNT };
+static const fg_fix_param params[P_COUNT] = {
+    [P_ALPHA] = {"alpha", FG_PARAM_FLOAT, 10, NAN, 0, 1e6, NULL, "weight of the failing inputs in the fitness (patch_aggr)"},
+    [P_POP] = {"population", FG_PARAM_INT, 100, 20, 4, 100000, NULL, "DE population size"},
+    [P_GENS] = {"generations", FG_PARAM_INT, 100, 15, 1, 100000, NULL, "maximum DE generations"},
+    [P_CR] = {"crossover", FG_PARAM_FLOAT, 0.7, NAN, 0, 1, NULL, "DE crossover rate"},
+    [P_POS_LIMIT] = {"pos_limit", FG_PARAM_INT, 0, 1000, 0, 1e9, NULL, "cap on I_pos in the fitness (stratified sample); 0 = all"},
+    [P_BATCH] = {"batch", FG_PARAM_INT, 256, NAN, 1, 65536, NULL, "evaluation batch size"},
+};
+
+static int ar_supports(const fg_model *f0, const fg_fix_subject *s, char *reason, size_t len)
+{
+    (void)s;
+    for (int i = 0; i < fg_model_n_nodes(f0); i++) {
+        fg_layer_kind k = fg_model_node(f0, i)->kind;
+        if (k == FG_LAYER_DENSE || k == FG_LAYER_CONV) return 1;
+    }
+    snprintf(reason, len, "the model has no dense or conv kernel weights to localise");
+    return 0;
+}
+
+typedef struct {
+    fg_tail tail;
+    float *params; /* the working model's parameter buffer */
+    const long *targets;
+    const float *orig;
+    int n_targets, n_neg; /* inputs [0, n_neg) are I_neg, the rest I_pos */
+    double alpha;
+    int incremental;
+    unsigned char *correct;
+    float *ce;
+} ar_fit;
+
+static double score(const unsigned char *correct, const float *ce, int from, int to)
+{
+    double s = 0;
+    for (int i = from; i < to; i++) s += correct[i] ? 1.0 : 1.0 / (ce[i] + 1.0);
+    return s;
+}
+
+static double ar_fitness(void *user, const float *x)
+{
+    ar_fit *f = user;
+    if (f->incremental) {
+        fg_tail_eval_delta(&f->tail, f->targets, f->orig, x, f->n_targets);
+    } else {
+        for (int i = 0; i < f->n_targets; i++) f->params[f->targets[i]] = x[i];
+        fg_tail_eval(&f->tail);
+    }
+    fg_logits_ce(f->tail.logits, f->tail.labels, f->tail.n, f->tail.k, f->correct, f->ce);
+    return score(f->correct, f->ce, f->n_neg, f->tail.n) + f->alpha * score(f->correct, f->ce, 0, f->n_neg);
+}
+
+static int node_of(const fg_model *m, long g)
+{
+    for (int l = 0; l < fg_model_n_nodes(m); l++) {
+        const fg_layer *L = fg_model_node(m, l);
+        if (L->n_w > 0 && g >= L->w_off && g < L->w_off + L->n_w) return l;
+    }
+    return -1;
+}
+
+static int ar_run(const fg_fix_ctx *ctx, fg_fix_result *res)
+{
+    const double *pv = ctx->params;
+    int batch = (int)pv[P_BATCH], rc = FG_OK;
+    fg_model *m = fg_model_clone(ctx->f0);
+    const fg_dataset *rep = ctx->repair;
+    fg_fix_sets sets;
+    fg_fix_sets_build(m, rep, batch, &sets);
+    long np = (long)fg_model_n_params(m);
+    float *gl_n = fg_xfloats((size_t)np), *gl_p = fg_xfloats((size_t)np);
+    float *fi_n = fg_xfloats((size_t)np), *fi_p = fg_xfloats((size_t)np);
+    long *cand = fg_xmalloc(sizeof(long) * (size_t)np), *front = fg_xmalloc(sizeof(long) * (size_t)np);
+    int *loc_pos = fg_xmalloc(sizeof(int) * (size_t)(sets.n_pos + 1));
+    int *fit_idx = fg_xmalloc(sizeof(int) * (size_t)(sets.n_neg + sets.n_pos + 1));
+    float *lo = NULL, *hi = NULL, *mean = NULL, *sd = NULL, *orig = NULL, *best = NULL;
+    ar_fit fit = {0};
+    snprintf(res->variant, sizeof res->variant, "%s", ctx->preset_cpu ? "cpu" : "published");
+    if (sets.n_neg == 0) { /* nothing to repair: f1 = f0 */
+        res->f1 = m;
+        m = NULL;
+        snprintf(res->note, sizeof res->note, "f0 makes no error on the repair split");
+        goto cleanup;
+    }
+
+    /* 2-3: localisation */
+    int n_lp = sets.n_neg >= sets.n_pos ? sets.n_pos
+                                        : fg_fix_sample_stratified(rep, sets.pos, sets.n_pos, sets.n_neg, ctx->rng, loc_pos);
+    if (sets.n_neg >= sets.n_pos) memcpy(loc_pos, sets.pos, sizeof(int) * (size_t)sets.n_pos);
+    fg_loc_grad_loss(m, rep, sets.neg, sets.n_neg, batch, gl_n);
+    fg_loc_grad_loss(m, rep, loc_pos, n_lp, batch, gl_p);
+    fg_loc_forward_impact(m, rep, sets.neg, sets.n_neg, batch, fi_n);
+    fg_loc_forward_impact(m, rep, loc_pos, n_lp, batch, fi_p);
+    if (ctx->progress) ctx->progress(ctx->progress_user, 0.1, "localised");
+    long nc = 0;
+    for (int l = 0; l < fg_model_n_nodes(m); l++) {
+        const fg_layer *L = fg_model_node(m, l);
+        if (L->kind != FG_LAYER_DENSE && L->kind != FG_LAYER_CONV) continue;
+        for (long i = 0; i < L->n_w; i++) {
+            long g = L->w_off + i;
+            gl_n[g] = gl_n[g] / (1.0f + gl_p[g]);
+            fi_n[g] = fi_n[g] / (1.0f + fi_p[g]);
+            cand[nc++] = g;
+        }
+    }
+    int nt = fg_pareto_front(gl_n, fi_n, cand, nc, front);
+
+    /* 4: search space per coordinate, from its layer */
+    float *w = fg_model_params(m);
+    lo = fg_xfloats((size_t)nt), hi = fg_xfloats((size_t)nt), mean = fg_xfloats((size_t)nt);
+    sd = fg_xfloats((size_t)nt), orig = fg_xfloats((size_t)nt), best = fg_xfloats((size_t)nt);
+    int earliest = fg_model_n_nodes(m);
+    for (int i = 0; i < nt; i++) {
+        int l = node_of(m, front[i]);
+        const fg_layer *L = fg_model_node(m, l);
+        if (l < earliest) earliest = l;
+        double s = 0, s2 = 0;
+        float mn = INFINITY, mx = -INFINITY;
+        for (long j = 0; j < L->n_w; j++) {
+            float v = w[L->w_off + j];
+            s += v;
+            s2 += (double)v * v;
+            if (v < mn) mn = v;
+            if (v > mx) mx = v;
+        }
+        double mu = s / L->n_w;
+        mean[i] = (float)mu;
+        sd[i] = (float)sqrt(fmax(0.0, s2 / L->n_w - mu * mu));
+        lo[i] = mn < 0 ? 2 * mn : mn / 2;
+        hi[i] = mx > 0 ? 2 * mx : mx / 2;
+        orig[i] = w[front[i]];
+    }
+
+    /* fitness set: I_neg then I_pos (capped by pos_limit) */
+    int pos_limit = (int)pv[P_POS_LIMIT], n_fp = sets.n_pos;
+    memcpy(fit_idx, sets.neg, sizeof(int) * (size_t)sets.n_neg);
+    if (pos_limit > 0 && pos_limit < sets.n_pos) {
+        n_fp = fg_fix_sample_stratified(rep, sets.pos, sets.n_pos, pos_limit, ctx->rng, fit_idx + sets.n_neg);
+        char *e = res->variant + strlen(res->variant);
+        snprintf(e, sizeof res->variant - strlen(res->variant), ";pos_sample=%d", n_fp);
+    } else {
+        memcpy(fit_idx + sets.n_neg, sets.pos, sizeof(int) * (size_t)sets.n_pos);
+    }
+    int cut = fg_tail_cut_before(m, fg_model_node(m, earliest)->in[0]);
+    rc = fg_tail_init(&fit.tail, m, cut, rep, fit_idx, sets.n_neg + n_fp, batch);
+    if (rc) goto cleanup;
+    fit.params = w;
+    fit.targets = front;
+    fit.orig = orig;
+    fit.n_targets = nt;
+    fit.n_neg = sets.n_neg;
+    fit.alpha = pv[P_ALPHA];
+    fit.incremental = earliest == fg_model_output(m);
+    fit.correct = fg_xmalloc((size_t)fit.tail.n);
+    fit.ce = fg_xfloats((size_t)fit.tail.n);
+    int gens = (int)pv[P_GENS];
+    fg_de_params de = {.pop = (int)pv[P_POP], .gens = gens, .cr = (float)pv[P_CR], .f_lo = 0.5f,
+                       .f_hi = 1.0f, .stall = gens / 10 > 10 ? gens / 10 : 10};
+    double bf;
+    rc = fg_de_run(&de, nt, lo, hi, mean, sd, ar_fitness, &fit, ctx->rng, ctx->cancel, best, &bf, &res->evals);
+    if (rc) goto cleanup;
+    for (int i = 0; i < nt; i++) w[front[i]] = best[i];
+    res->weights_changed = 0;
+    for (int i = 0; i < nt; i++) res->weights_changed += best[i] != orig[i];
+    snprintf(res->note, sizeof res->note, "pareto front %d weights; I_neg %d, I_pos %d; best fitness %.3f",
+             nt, sets.n_neg, n_fp, bf);
+    res->f1 = m;
+    m = NULL;
+cleanup:
+    fg_tail_free(&fit.tail);
+    free(fit.correct);
+    free(fit.ce);
+    fg_model_free(m);
+    fg_fix_sets_free(&sets);
+    free(gl_n), free(gl_p), free(fi_n), free(fi_p), free(cand), free(front), free(loc_pos), free(fit_idx);
+    free(lo), free(hi), free(mean), free(sd), free(orig), free(best);
+    return rc;
+}
+
+const fg_fix_approach fg_fix_arachne = {
+    .name = "arachne",
+    .label = "AR",
+    .family = FG_FAMILY_NEURON,
+    .summary = "bidirectional localisation, Pareto front, differential evolution (TOSEM 2023)",
+    .params = params,
+    .n_params = P_COUNT,
+    .supports = ar_supports,
+    .run = ar_run,
+};

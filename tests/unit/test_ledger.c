@@ -2,7 +2,6 @@
  * and truncated away on the next append, a corrupt line skipped, the last
  * record of a key wins, and a real SIGKILL of a writer loses nothing written. */
 #include "fixgrid/grid.h"
-#include "fixtures/experiments/link_fallback.h"
 
 #include <criterion/criterion.h>
 #include <signal.h>

@@ -3,7 +3,6 @@
  * header, the latest record winning, provenance, and identical output under
  * any ledger order. */
 #include "fixgrid/grid.h"
-#include "fixtures/experiments/link_fallback.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>

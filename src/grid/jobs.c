@@ -9,8 +9,9 @@
  * Cost model (arbitrary units; only ratios matter: the scheduler starts the
  * longest jobs first and --dry-run prints the sums). A subject's training
  * cost is T = epochs x train_size x arch / 10^4, read from its definition file
- * (any `epochs`, `train`/`n_train`/`train_size` and `model`/`arch` keys; the
- * defaults 10 epochs, 54,000 images and arch 5 when absent), where arch is a
+ * (any `epochs`, the first item of `sizes` or a `train`/`n_train`/`train_size`
+ * key, and `arch`/`model`; the defaults 10 epochs, 54,000 images and arch 5
+ * when absent), where arch is a
  * relative per-image cost: mlp 0.05, lenet 1, resnet 15, vgg 20, densenet 40.
  * prepare = T; fix = T x family factor (baseline 0.01, model 1, layer 0.5,
  * neuron 0.5), x 0.25 under the cpu preset; robustness = T x 0.05 x
@@ -196,17 +197,24 @@ static void scan_subject(const char *path, subject_scan *out)
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) FG_FATAL("yaml_parser_initialize failed");
     yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
-    /* a flat walk over mapping keys at any depth: scalar after a key scalar */
+    /* a flat walk over mapping keys at any depth; `sizes: [train, ...]` gives
+     * the train size through its first item */
     char last_key[64] = "";
-    int expect_value = 0, depth_map[64] = {0}, depth = 0;
+    int expect_value = 0, depth_map[64] = {0}, depth = 0, in_sizes = 0, sizes_item = 0;
     for (;;) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) break;
         int done = ev.type == YAML_STREAM_END_EVENT;
         if (ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_SEQUENCE_START_EVENT) {
+            if (ev.type == YAML_SEQUENCE_START_EVENT && expect_value &&
+                !strcmp(last_key, "sizes")) {
+                in_sizes = depth + 1;
+                sizes_item = 0;
+            }
             if (depth < 63) depth_map[++depth] = ev.type == YAML_MAPPING_START_EVENT;
             expect_value = 0;
         } else if (ev.type == YAML_MAPPING_END_EVENT || ev.type == YAML_SEQUENCE_END_EVENT) {
+            if (in_sizes == depth) in_sizes = 0;
             if (depth > 0) depth--;
             expect_value = 0;
         } else if (ev.type == YAML_SCALAR_EVENT && depth_map[depth]) {
@@ -226,6 +234,9 @@ static void scan_subject(const char *path, subject_scan *out)
                 expect_value = 0;
             }
         } else if (ev.type == YAML_SCALAR_EVENT) {
+            if (in_sizes == depth && sizes_item++ == 0 &&
+                atof((const char *)ev.data.scalar.value) > 0)
+                out->train = atof((const char *)ev.data.scalar.value);
             expect_value = 0;
         }
         yaml_event_delete(&ev);

@@ -1,5 +1,6 @@
 # Build-time script: embed models/*.desc (the model zoo, as data) into a C
-# file so the binary needs no install path. Run with -DOUT=... -DFILES=a;b;...
+# file so the binary needs no install path. Run with -DOUT=... -DFILES=a|b|...
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "/* generated from the models folder by cmake/embed_zoo.cmake; do not edit */\n")
 set(names "")
 set(descs "")

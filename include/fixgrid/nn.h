@@ -135,13 +135,20 @@ void fg_model_reserve(fg_model *m, int max_batch);
  * same graph, including modules added with fg_model_insert. */
 const char *fg_model_desc(const fg_model *m);
 
-/* Add a node after node `after` without rebuilding: `line` is one description
- * line; its input defaults to `after`; every later node that read `after`
- * now reads the new node (so a "scale" becomes a per-channel patch). Existing
- * parameters keep their offsets; new ones are appended and initialised with
- * rng (SCALE: identity). With rewire = 0 nothing is rerouted (for a side
- * branch such as a patch network, joined later by an inserted "add").
- * *new_index receives the node's index. */
+/* Add a node after node `after` (at index after + 1; later nodes shift by
+ * one) without rebuilding: `line` is one description line; its input
+ * defaults to `after` and in= may name only nodes up to `after`. With
+ * rewire = 1 every later node that read the new node's first input (`after`
+ * by default) now reads the new node, so a "scale" becomes a per-channel
+ * patch; the new node must then keep that input's shape (else FG_ERR_SHAPE).
+ * With rewire = 0 nothing is rerouted: build a side branch (patch network)
+ * that way from trunk node t, then join it with "add in=t,branch" inserted
+ * after the branch's last node with rewire = 1. Existing parameters keep
+ * their offsets; new ones are appended and initialised with rng (SCALE:
+ * identity; conv and dense need rng). Parameter and activation pointers
+ * taken before the call are invalid after it. *new_index receives the
+ * node's index. Errors: FG_ERR_ARG, FG_ERR_FORMAT, FG_ERR_SHAPE with
+ * "insert:1: message"; the model is unchanged then. */
 int fg_model_insert(fg_model *m, int after, const char *line, int rewire, fg_rng *rng,
                     int *new_index);
 

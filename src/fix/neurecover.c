@@ -119,13 +119,16 @@ static void simple_fi(fg_model *m, const fg_dataset *d, const int *idx, int n, i
     free(xb);
 }
 
-/* mark the top-K of v over [off, off+len) (ties: lower index first) */
+/* mark the top-K of v over [off, off+len) (ties: lower index first). Only
+ * positive scores count: a weight with no gradient, no forward impact or no
+ * movement on a set is not among its top weights (with an empty improved set,
+ * every weight would otherwise be excluded as "needed by improved inputs"). */
 static void top_k(const float *v, long off, long len, long K, unsigned char *mark)
 {
     memset(mark, 0, (size_t)len);
     if (K <= 0) return;
     if (K >= len) {
-        memset(mark, 1, (size_t)len);
+        for (long i = 0; i < len; i++) mark[i] = v[off + i] > 0;
         return;
     }
     long *ord = fg_xmalloc(sizeof(long) * (size_t)len);
@@ -143,7 +146,7 @@ static void top_k(const float *v, long off, long len, long K, unsigned char *mar
             }
             ord[j] = t;
         }
-    for (long i = 0; i < K; i++) mark[ord[i]] = 1;
+    for (long i = 0; i < K; i++) mark[ord[i]] = v[off + ord[i]] > 0;
     free(ord);
 }
 

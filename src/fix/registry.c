@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define FG_FIX_LIST(X) X(noop)
+#define FG_FIX_LIST(X) X(noop) X(arachne) X(care) X(neurecover)
 
 #define FG_X(n) extern const fg_fix_approach fg_fix_##n;
 FG_FIX_LIST(FG_X)

@@ -186,11 +186,15 @@ int fg_model_insert(fg_model *m, int after, const char *line, int rewire, fg_rng
     if (st != FG_OK) return st;
     if (name_taken(m, L.name))
         return fg_err(FG_ERR_FORMAT, "insert:1: duplicate node name '%s'", L.name);
-    fg_shape a = m->nodes[after].out;
+    /* rewiring reroutes the readers of the new node's first input: `after`
+     * by default, or the trunk node named first in in= (a side branch joined
+     * by "add in=trunk,branch" inserted after the branch) */
+    int src = L.in[0];
+    fg_shape a = m->nodes[src].out;
     if (rewire && (L.out.c != a.c || L.out.h != a.h || L.out.w != a.w))
         return fg_err(FG_ERR_SHAPE,
                       "insert:1: %s changes the shape %dx%dx%d of '%s' that later nodes read",
-                      fg_layer_kind_name(L.kind), a.c, a.h, a.w, m->nodes[after].name);
+                      fg_layer_kind_name(L.kind), a.c, a.h, a.w, m->nodes[src].name);
     if (!rng && (L.kind == FG_LAYER_CONV || L.kind == FG_LAYER_DENSE))
         return fg_err(FG_ERR_ARG, "insert: a %s needs an rng for its initialisation",
                       fg_layer_kind_name(L.kind));
@@ -208,7 +212,7 @@ int fg_model_insert(fg_model *m, int after, const char *line, int rewire, fg_rng
             int *in = &m->nodes[j].in[t];
             if (*in >= pos)
                 (*in)++;
-            else if (rewire && *in == after)
+            else if (rewire && *in == src)
                 *in = pos;
         }
 

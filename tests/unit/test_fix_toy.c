@@ -1,0 +1,178 @@
+/* Each search-based approach on a toy whose right fix is known (tests/fixtoy.h),
+ * and its invariant: which weights it may change. */
+#include "fixtoy.h"
+#include "fixgrid/fixkit.h"
+
+Test(toy, fault_breaks_class_zero_only)
+{
+    fg_dataset d;
+    toy_data(50, 1, &d);
+    fg_model *good = toy_model(TOY_GOOD), *bad = toy_model(TOY_FAULT);
+    cr_assert_float_eq(toy_accuracy(good, &d), 100.0, 1e-9);
+    double acc = toy_accuracy(bad, &d);
+    /* class 1 and 2 stay right; some but not all of class 0 break */
+    cr_assert(acc > 200.0 / 3.0 && acc < 95.0, "faulty accuracy %g", acc);
+    fg_model_free(good);
+    fg_model_free(bad);
+    fg_dataset_free(&d);
+}
+
+Test(toy, arachne_localises_the_fault_and_repairs_it)
+{
+    fg_dataset rep, test;
+    toy_data(40, 2, &rep);
+    toy_data(40, 3, &test);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    fg_fix_result res;
+    cr_assert_eq(toy_run("arachne", 0, f0, NULL, 0, &rep, 7, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_not_null(res.f1);
+    long fault = toy_fault_index(f0);
+    /* the faulty weight was a target and is strong enough again */
+    cr_assert_gt(fg_model_params(res.f1)[fault], 0.2f, "%s", res.note);
+    cr_assert_float_eq(toy_accuracy(res.f1, &test), 100.0, 1e-9);
+    cr_assert_gt(res.evals, 100);
+    /* invariant: only kernel weights change, never biases, never more than the front */
+    const float *a = fg_model_params_c(f0), *b = fg_model_params_c(res.f1);
+    long changed = 0;
+    for (int l = 0; l < fg_model_n_nodes(f0); l++) {
+        const fg_layer *L = fg_model_node(f0, l);
+        for (long i = 0; i < L->n_b; i++) cr_assert_eq(a[L->b_off + i], b[L->b_off + i]);
+    }
+    for (size_t i = 0; i < fg_model_n_params(f0); i++) changed += a[i] != b[i];
+    cr_assert_eq(changed, res.weights_changed);
+    cr_assert_leq(changed, 8);
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+    fg_dataset_free(&test);
+}
+
+Test(toy, arachne_changes_only_its_pareto_front)
+{
+    fg_dataset rep;
+    toy_data(40, 4, &rep);
+    fg_model *f0 = toy_model(TOY_FAULT), *m = fg_model_clone(f0);
+    /* recompute the front as AR does: all of I_neg and a stratified sample of
+     * I_pos of the same size, drawn first from the same seeded stream */
+    fg_fix_sets s;
+    fg_fix_sets_build(m, &rep, 256, &s);
+    fg_rng rng;
+    fg_rng_seed(&rng, 9);
+    int *lp = fg_xmalloc(sizeof(int) * (size_t)s.n_pos);
+    int nlp = fg_fix_sample_stratified(&rep, s.pos, s.n_pos, s.n_neg, &rng, lp);
+    size_t np = fg_model_n_params(m);
+    float *gn = fg_xfloats(np), *gp = fg_xfloats(np), *fn = fg_xfloats(np), *fp = fg_xfloats(np);
+    fg_loc_grad_loss(m, &rep, s.neg, s.n_neg, 256, gn);
+    fg_loc_grad_loss(m, &rep, lp, nlp, 256, gp);
+    fg_loc_forward_impact(m, &rep, s.neg, s.n_neg, 256, fn);
+    fg_loc_forward_impact(m, &rep, lp, nlp, 256, fp);
+    long cand[64], front[64], nc = 0;
+    for (int l = 0; l < fg_model_n_nodes(m); l++) {
+        const fg_layer *L = fg_model_node(m, l);
+        if (L->kind != FG_LAYER_DENSE) continue;
+        for (long i = 0; i < L->n_w; i++) {
+            long g = L->w_off + i;
+            gn[g] /= 1 + gp[g];
+            fn[g] /= 1 + fp[g];
+            cand[nc++] = g;
+        }
+    }
+    int nf = fg_pareto_front(gn, fn, cand, nc, front);
+    fg_fix_result res;
+    cr_assert_eq(toy_run("arachne", 1, f0, NULL, 0, &rep, 9, &res), FG_OK, "%s", fg_errmsg());
+    const float *a = fg_model_params_c(f0), *b = fg_model_params_c(res.f1);
+    int in_front_fault = 0;
+    for (int i = 0; i < nf; i++) in_front_fault |= front[i] == toy_fault_index(f0);
+    cr_assert(in_front_fault, "the faulty weight is on the Pareto front");
+    for (size_t g = 0; g < np; g++) {
+        int on = 0;
+        for (int i = 0; i < nf; i++) on |= front[i] == (long)g;
+        if (!on) cr_assert_eq(a[g], b[g], "weight %zu changed but is not on the front", g);
+    }
+    free(lp), free(gn), free(gp), free(fn), free(fp);
+    fg_fix_sets_free(&s);
+    fg_model_free(res.f1);
+    fg_model_free(m);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+}
+
+Test(toy, care_scales_the_guilty_neuron_only)
+{
+    fg_dataset rep, test;
+    toy_data(40, 5, &rep);
+    toy_data(40, 6, &test);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    fg_fix_result res;
+    cr_assert_eq(toy_run("care", 0, f0, NULL, 0, &rep, 11, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_float_eq(toy_accuracy(res.f1, &test), 100.0, 1e-9, "CARE repairs class 0: %s", res.note);
+    /* invariant: only output-layer columns (outgoing weights of the k neurons) change */
+    const fg_layer *out = fg_model_node(f0, fg_model_output(f0));
+    const float *a = fg_model_params_c(f0), *b = fg_model_params_c(res.f1);
+    int cols_changed[4] = {0};
+    for (size_t g = 0; g < fg_model_n_params(f0); g++) {
+        if (a[g] == b[g]) continue;
+        cr_assert((long)g >= out->w_off && (long)g < out->w_off + out->n_w, "weight %zu outside the output layer", g);
+        cols_changed[(g - (size_t)out->w_off) % 4] = 1;
+    }
+    int n_cols = cols_changed[0] + cols_changed[1] + cols_changed[2] + cols_changed[3];
+    cr_assert_leq(n_cols, 4); /* k = 5 > 4 neurons: all may change, but only as whole columns */
+    cr_assert(cols_changed[0], "neuron 0 (the guilty one) was rescaled");
+    /* each changed column is a scalar multiple of the original column */
+    for (int i = 0; i < 4; i++) {
+        double ratio = NAN;
+        for (int j = 0; j < 3; j++) {
+            long g = out->w_off + j * 4 + i;
+            if (a[g] == 0) {
+                cr_assert_eq(b[g], 0.0f);
+                continue;
+            }
+            double r = b[g] / a[g];
+            if (isnan(ratio)) ratio = r;
+            else cr_assert_float_eq(r, ratio, 1e-5);
+        }
+    }
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+    fg_dataset_free(&test);
+}
+
+Test(toy, neurecover_uses_history_and_changes_only_localised_weights)
+{
+    fg_dataset rep, test;
+    toy_data(40, 7, &rep);
+    toy_data(40, 8, &test);
+    /* training history: the epoch before was right, the last epoch broke W2[0][0] */
+    fg_model *prev = toy_model(TOY_GOOD), *f0 = toy_model(TOY_FAULT);
+    const fg_model *hist[2] = {prev, f0};
+    fg_fix_result res;
+    cr_assert_eq(toy_run("neurecover", 0, f0, hist, 2, &rep, 13, &res), FG_OK, "%s", fg_errmsg());
+    const float *a = fg_model_params_c(f0), *b = fg_model_params_c(res.f1);
+    long fault = toy_fault_index(f0);
+    /* only W2[0][0] moved in the last epoch, so it is the only localised weight */
+    for (size_t g = 0; g < fg_model_n_params(f0); g++)
+        if ((long)g != fault) cr_assert_eq(a[g], b[g], "weight %zu changed", g);
+    cr_assert_gt(b[fault], 0.2f, "%s", res.note);
+    /* NeuRecover's fitness rewards confidence on I_neg, and its swarm is unbounded,
+     * so it may overshoot (a few class-2 inputs flip); it must still beat f0 */
+    double acc = toy_accuracy(res.f1, &test), acc0 = toy_accuracy(f0, &test);
+    cr_assert_gt(acc, acc0 + 5, "acc %g (f0 %g) w %g: %s", acc, acc0, b[fault], res.note);
+    fg_model_free(res.f1);
+    fg_model_free(prev);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+    fg_dataset_free(&test);
+}
+
+Test(toy, neurecover_is_unadaptable_without_history)
+{
+    fg_model *f0 = toy_model(TOY_FAULT);
+    const fg_fix_approach *a = fg_fix_find("NR");
+    cr_assert_not_null(a);
+    fg_fix_subject subj = {.name = "toy", .n_classes = 3, .n_history = 0};
+    char reason[128] = "";
+    cr_assert_not(a->supports(f0, &subj, reason, sizeof reason));
+    cr_assert(strstr(reason, "history") != NULL, "%s", reason);
+    fg_model_free(f0);
+}

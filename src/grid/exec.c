@@ -77,14 +77,14 @@ static void inject_early(test_fault f)
             sleep(1); /* ignores cancel on purpose: the runner must kill it */
 }
 
+#ifdef FG_GRID_PIPELINE
+
 static char *failure_status(const fg_experiment *e, const fg_job *job, const char *what)
 {
     char reason[1200];
     snprintf(reason, sizeof reason, "%s: %s", what, fg_errmsg());
     return fg_record_failure(e, job, reason);
 }
-
-#ifdef FG_GRID_PIPELINE
 
 enum { EVAL_BATCH = 256, PGD_BATCH = 100 };
 

@@ -302,8 +302,15 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
     }
     const fg_dataset *te = &v.sp[FG_SPLIT_TEST];
     int k = fg_model_n_classes(v.f0);
-    fg_fix_subject fs = {
-        .name = v.s.name, .n_classes = k, .n_groups = v.s.n_groups, .epsilon = v.s.epsilon};
+    if (load_history(e, &v, &hist, &n_hist)) {
+        rec = failure_status(e, job, "loading the training history");
+        goto cleanup;
+    }
+    fg_fix_subject fs = {.name = v.s.name,
+                         .n_classes = k,
+                         .n_groups = v.s.n_groups,
+                         .epsilon = v.s.epsilon,
+                         .n_history = n_hist};
     char why[512] = "";
     if (a->supports && !a->supports(v.f0, &fs, why, sizeof why)) {
         fg_record_buf b = {0};

@@ -15,7 +15,8 @@
  *              store f1 as <store>/<f0 key>/fixed-<job key>.safetensors.
  *  robustness  load f0 and every stored f1 of the pair; draw the pool of test
  *              inputs all of them classify correctly; PGD against f0 and each
- *              f1 (ASR, ⇑ASR); with ensembles, the discussion's f0+f1
+ *              f1 from the same random starts (ASR, ⇑ASR; a model equal to f0
+ *              gets ASR(f0) exactly); with ensembles, the discussion's f0+f1
  *              ensembles scored on accuracy, NFR, AAOD and ASR (adversarial
  *              inputs from PGD against the soft vote).
  *
@@ -407,6 +408,16 @@ static const struct {
     {"temperature", FG_ENS_TEMP},
 };
 
+/* Every attack of a robustness job starts from the same random points (common
+ * random numbers): ASR(f0) and ASR(f1) then differ only by the models, so a
+ * model equal to f0 gets exactly ASR(f0). */
+static void attack_rng(const fg_experiment *e, const fg_job *job, fg_rng *r)
+{
+    char tag[40];
+    snprintf(tag, sizeof tag, "attack:%s", job->key);
+    fg_rng_seed_key(r, (uint64_t)e->rob_pool_seed, tag);
+}
+
 static void gather(const fg_dataset *d, const int *idx, int n, float *x, int *y)
 {
     size_t dim = fg_dataset_dim(d);
@@ -418,9 +429,10 @@ static void gather(const fg_dataset *d, const int *idx, int n, float *x, int *y)
 
 /* Ensemble rows of one seed: accuracy, NFR and AAOD on the test split, ASR on
  * the pool (x_adv from PGD against the soft vote of f0 and f1). */
-static int ensembles(const job_env *v, fg_model *f1, long seed, const int *p0, const float *px,
-                     const int *py, int n_pool, const fg_pgd_cfg *pgd, double asr_plain,
-                     const int *p1, fg_rng *rng, fg_record_buf *b)
+static int ensembles(const fg_experiment *e, const fg_job *job, const job_env *v, fg_model *f1,
+                     long seed, const int *p0, const float *px, const int *py, int n_pool,
+                     const fg_pgd_cfg *pgd, double asr_plain, const int *p1, fg_rng *rng,
+                     fg_record_buf *b)
 {
     const fg_dataset *te = &v->sp[FG_SPLIT_TEST], *va = &v->sp[FG_SPLIT_VALID];
     int k = fg_model_n_classes(v->f0);
@@ -432,7 +444,11 @@ static int ensembles(const job_env *v, fg_model *f1, long seed, const int *p0, c
     int *pred = fg_xmalloc((size_t)(te->n > 0 ? te->n : 1) * sizeof *pred);
     int *padv = fg_xmalloc((size_t)(n_pool > 0 ? n_pool : 1) * sizeof *padv);
     fg_model *pair[2] = {v->f0, f1};
-    if (!rc && n_pool > 0) rc = fg_pgd_attack(pair, 2, pgd, px, py, n_pool, rng, xadv);
+    if (!rc && n_pool > 0) {
+        fg_rng arng;
+        attack_rng(e, job, &arng);
+        rc = fg_pgd_attack(pair, 2, pgd, px, py, n_pool, &arng, xadv);
+    }
     for (size_t m = 0; m < sizeof ens_methods / sizeof ens_methods[0] && !rc; m++) {
         double asr = asr_plain;
         if (ens_methods[m].kind >= 0) {
@@ -538,9 +554,13 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
     int rc = FG_OK;
     if (n_pool > 0) {
         fg_pgd_bounds(px, (size_t)n_pool * dim, &pgd.lo, &pgd.hi);
-        rc = fg_eval_asr(&v.f0, 1, &pgd, px, py, n_pool, &rng, &asr0, NULL, NULL);
-        for (int i = 0; i < n_fixed && !rc; i++)
-            rc = fg_eval_asr(&fixed[i], 1, &pgd, px, py, n_pool, &rng, &asr[i], NULL, NULL);
+        fg_rng arng;
+        attack_rng(e, job, &arng);
+        rc = fg_eval_asr(&v.f0, 1, &pgd, px, py, n_pool, &arng, &asr0, NULL, NULL);
+        for (int i = 0; i < n_fixed && !rc; i++) {
+            attack_rng(e, job, &arng);
+            rc = fg_eval_asr(&fixed[i], 1, &pgd, px, py, n_pool, &arng, &asr[i], NULL, NULL);
+        }
     }
     if (rc || (cancel && *cancel)) {
         rec = failure_status(e, job, "the PGD attack");
@@ -561,8 +581,8 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
         fg_record_num(&b, f, fg_eval_up_asr(asr0, asr[i]));
     }
     for (int i = 0; i < n_fixed && e->ensembles; i++) {
-        if (ensembles(&v, fixed[i], seeds[i], preds[0], px, py, n_pool, &pgd, asr[i], preds[i + 1],
-                      &rng, &b) != FG_OK) {
+        if (ensembles(e, job, &v, fixed[i], seeds[i], preds[0], px, py, n_pool, &pgd, asr[i],
+                      preds[i + 1], &rng, &b) != FG_OK) {
             free(fg_record_take(&b));
             rec = failure_status(e, job, "the ensembles");
             goto cleanup;

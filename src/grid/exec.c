@@ -297,6 +297,10 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
         rec = failure_status(e, job, "loading the subject and original");
         goto cleanup;
     }
+    /* a rerun (--force) must not leave an older run's model for the robustness job */
+    char *stale = fixed_path(e, &v, job->key);
+    unlink(stale);
+    free(stale);
     if (!a->run) {
         rec = fg_record_failure(e, job, "the approach has no implementation in this build");
         goto cleanup;

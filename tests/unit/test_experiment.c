@@ -55,7 +55,7 @@ static const bad_case bad_cases[] = {
     {"bad-param-value.yaml", 6, 21, FG_ERR_ARG, "toy.steps: 5000 is out of range [1, 1000]"},
 };
 
-Test(experiment, malformed_fixtures_report_file_line_column)
+Test(experiment, malformed_fixtures_report_file_line_column, .fini = toy_cleanup)
 {
     const char *home = toy_home();
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
@@ -76,7 +76,7 @@ Test(experiment, malformed_fixtures_report_file_line_column)
     }
 }
 
-Test(experiment, good_fixture_every_key)
+Test(experiment, good_fixture_every_key, .fini = toy_cleanup)
 {
     const char *home = toy_home();
     fg_experiment *e = NULL;
@@ -115,7 +115,7 @@ Test(experiment, good_fixture_every_key)
     fg_experiment_free(e);
 }
 
-Test(experiment, defaults_and_cpu_preset)
+Test(experiment, defaults_and_cpu_preset, .fini = toy_cleanup)
 {
     const char *home = toy_home();
     char path[256];
@@ -144,12 +144,20 @@ Test(experiment, defaults_and_cpu_preset)
     fg_experiment_free(e);
 }
 
-Test(experiment, subject_search_rules)
+static char other_dir[64];
+static void cleanup_both(void)
+{
+    toy_cleanup();
+    toy_rmtree(other_dir);
+}
+
+Test(experiment, subject_search_rules, .fini = cleanup_both)
 {
     const char *home = toy_home();
     /* a file outside any tree with experiments/subjects: only FIXGRID_HOME or subjects_dir help */
-    char dir[64] = "/tmp/fg-exp-XXXXXX";
-    cr_assert(mkdtemp(dir));
+    char *dir = other_dir;
+    snprintf(other_dir, sizeof other_dir, "/tmp/fg-exp-XXXXXX");
+    cr_assert(mkdtemp(other_dir));
     char path[256];
     snprintf(path, sizeof path, "%s/e.yaml", dir);
     toy_write(path, "seeds: [1]\nsubjects: [tiny]\napproaches: [noop]\n");
@@ -209,7 +217,7 @@ Test(experiment, schema_print_lists_every_key_with_default)
     free(buf);
 }
 
-Test(experiment, repository_experiments_validate)
+Test(experiment, repository_experiments_validate, .fini = toy_cleanup)
 {
     /* the committed experiments name only approaches that exist and valid keys;
      * subjects are checked against a home that has every subject name they use */

@@ -52,7 +52,7 @@ static const fg_job *by_label(const fg_job *jobs, int n, const char *label)
     return NULL;
 }
 
-Test(jobs, keys_stable_across_reordering, .init = setup)
+Test(jobs, keys_stable_across_reordering, .init = setup, .fini = toy_cleanup)
 {
     fg_experiment *a = load_text("a", BASE), *b = load_text("b", REORDERED);
     fg_job *ja, *jb;
@@ -101,7 +101,7 @@ static void expect_key_change(const char *changed, const char *must_change_prefi
     fg_experiment_free(c);
 }
 
-Test(jobs, parameter_change_changes_only_that_approach, .init = setup)
+Test(jobs, parameter_change_changes_only_that_approach, .init = setup, .fini = toy_cleanup)
 {
     char *t = strdup(BASE);
     memcpy(strstr(t, "steps: 20"), "steps: 21", 9);
@@ -109,14 +109,14 @@ Test(jobs, parameter_change_changes_only_that_approach, .init = setup)
     free(t);
 }
 
-Test(jobs, preset_change_changes_keys, .init = setup)
+Test(jobs, preset_change_changes_keys, .init = setup, .fini = toy_cleanup)
 {
     char buf[512];
     snprintf(buf, sizeof buf, "%s    preset: cpu\n", BASE);
     expect_key_change(buf, " TOY ");
 }
 
-Test(jobs, subject_content_changes_its_jobs, .init = setup)
+Test(jobs, subject_content_changes_its_jobs, .init = setup, .fini = toy_cleanup)
 {
     fg_experiment *a = load_text("a", BASE);
     fg_job *ja;
@@ -139,7 +139,7 @@ Test(jobs, subject_content_changes_its_jobs, .init = setup)
     fg_experiment_free(c);
 }
 
-Test(jobs, dependencies, .init = setup)
+Test(jobs, dependencies, .init = setup, .fini = toy_cleanup)
 {
     fg_experiment *a = load_text("a", BASE);
     fg_job *J;
@@ -179,7 +179,7 @@ Test(jobs, dependencies, .init = setup)
     fg_experiment_free(a);
 }
 
-Test(jobs, robustness_disabled_has_no_robust_jobs, .init = setup)
+Test(jobs, robustness_disabled_has_no_robust_jobs, .init = setup, .fini = toy_cleanup)
 {
     char buf[512];
     snprintf(buf, sizeof buf, "%srobustness: {enabled: false}\n", BASE);
@@ -194,7 +194,7 @@ Test(jobs, robustness_disabled_has_no_robust_jobs, .init = setup)
     fg_experiment_free(a);
 }
 
-Test(jobs, cost_model_orders_jobs, .init = setup)
+Test(jobs, cost_model_orders_jobs, .init = setup, .fini = toy_cleanup)
 {
     fg_experiment *a = load_text("a", BASE);
     fg_job *J;
@@ -237,7 +237,7 @@ Test(records, build_get_and_sanitise)
     free(r);
 }
 
-Test(records, experiment_header_and_failure, .init = setup)
+Test(records, experiment_header_and_failure, .init = setup, .fini = toy_cleanup)
 {
     fg_experiment *a = load_text("a", BASE);
     char *h = fg_experiment_record(a);
@@ -289,7 +289,7 @@ static fg_experiment *noop_exp(fg_job **J, int *n)
     return a;
 }
 
-Test(exec, bad_job_is_an_error, .init = setup)
+Test(exec, bad_job_is_an_error, .init = setup, .fini = toy_cleanup)
 {
     fg_job *J;
     int n;
@@ -309,12 +309,13 @@ Test(exec, fault_segv_crashes_noop_child, .init = setup, .signal = SIGSEGV)
     int n;
     fg_experiment *a = noop_exp(&J, &n);
     setenv("FG_TEST_FAULT", "segv", 1);
+    toy_cleanup(); /* .fini does not run after the crash; the fault strikes before any I/O */
     char *rec = NULL;
     fg_job_exec(a, by_label(J, n, "fix noop tiny seed=1"), NULL, &rec);
     cr_assert_fail("should have crashed");
 }
 
-Test(exec, fault_hook_only_for_noop_fix, .init = setup)
+Test(exec, fault_hook_only_for_noop_fix, .init = setup, .fini = toy_cleanup)
 {
     fg_job *J;
     int n;
@@ -332,7 +333,7 @@ Test(exec, fault_hook_only_for_noop_fix, .init = setup)
     fg_experiment_free(a);
 }
 
-Test(exec, fault_hang_never_returns, .init = setup)
+Test(exec, fault_hang_never_returns, .init = setup, .fini = toy_cleanup)
 {
     fg_job *J;
     int n;

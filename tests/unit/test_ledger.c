@@ -1,7 +1,7 @@
 /* The ledger: append + reopen, a torn last line (SIGKILL mid-write) ignored
  * and truncated away on the next append, a corrupt line skipped, the last
  * record of a key wins, and a real SIGKILL of a writer loses nothing written. */
-#include "fixgrid/grid.h"
+#include "fixtures/experiments/grid_toy.h"
 
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -12,6 +12,11 @@
 
 static char dir[64];
 static char path[128];
+
+static void teardown(void)
+{
+    toy_rmtree(dir);
+}
 
 static void setup(void)
 {
@@ -35,7 +40,7 @@ static void append_raw(const char *text)
     fclose(f);
 }
 
-Test(ledger, append_and_reopen, .init = setup)
+Test(ledger, append_and_reopen, .init = setup, .fini = teardown)
 {
     fg_ledger *l;
     cr_assert_eq(fg_ledger_open(dir, &l), FG_OK);
@@ -62,7 +67,7 @@ Test(ledger, append_and_reopen, .init = setup)
     fg_ledger_close(l);
 }
 
-Test(ledger, rejects_bad_records, .init = setup)
+Test(ledger, rejects_bad_records, .init = setup, .fini = teardown)
 {
     fg_ledger *l;
     cr_assert_eq(fg_ledger_open(dir, &l), FG_OK);
@@ -73,7 +78,7 @@ Test(ledger, rejects_bad_records, .init = setup)
     fg_ledger_close(l);
 }
 
-Test(ledger, torn_line_ignored_then_truncated, .init = setup)
+Test(ledger, torn_line_ignored_then_truncated, .init = setup, .fini = teardown)
 {
     fg_ledger *l;
     cr_assert_eq(fg_ledger_open(dir, &l), FG_OK);
@@ -100,7 +105,7 @@ Test(ledger, torn_line_ignored_then_truncated, .init = setup)
     fg_ledger_close(l);
 }
 
-Test(ledger, torn_crc_field, .init = setup)
+Test(ledger, torn_crc_field, .init = setup, .fini = teardown)
 {
     /* a line cut inside its crc field, newline missing */
     fg_ledger *l;
@@ -114,7 +119,7 @@ Test(ledger, torn_crc_field, .init = setup)
     fg_ledger_close(l);
 }
 
-Test(ledger, corrupt_line_skipped, .init = setup)
+Test(ledger, corrupt_line_skipped, .init = setup, .fini = teardown)
 {
     fg_ledger *l;
     cr_assert_eq(fg_ledger_open(dir, &l), FG_OK);
@@ -139,7 +144,7 @@ Test(ledger, corrupt_line_skipped, .init = setup)
     fg_ledger_close(l);
 }
 
-Test(ledger, duplicate_key_last_wins, .init = setup)
+Test(ledger, duplicate_key_last_wins, .init = setup, .fini = teardown)
 {
     fg_ledger *l;
     cr_assert_eq(fg_ledger_open(dir, &l), FG_OK);
@@ -165,7 +170,7 @@ Test(ledger, read_missing_is_notfound)
     cr_expect(!fg_file_exists("/tmp/fg-no-such-dir-xyz"), "read-only open creates nothing");
 }
 
-Test(ledger, sigkilled_writer_keeps_every_finished_append, .init = setup)
+Test(ledger, sigkilled_writer_keeps_every_finished_append, .init = setup, .fini = teardown)
 {
     pid_t pid = fork();
     cr_assert_geq(pid, 0);

@@ -2,7 +2,7 @@
  * computed by hand, the cell outcome rule, row order from the experiment
  * header, the latest record winning, provenance, and identical output under
  * any ledger order. */
-#include "fixgrid/grid.h"
+#include "fixtures/experiments/grid_toy.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -204,10 +204,17 @@ Test(tables, without_header_order_falls_back_and_provenance_is_local)
     cr_expect_eq(fg_tables_render(RECS, N_RECS, "rq9", &csv), FG_ERR_ARG);
 }
 
-Test(tables, write_from_ledger_directory)
+static char tdir[64];
+static void teardown(void)
 {
-    char dir[64] = "/tmp/fg-tables-XXXXXX";
-    cr_assert(mkdtemp(dir));
+    toy_rmtree(tdir);
+}
+
+Test(tables, write_from_ledger_directory, .fini = teardown)
+{
+    char *dir = tdir;
+    snprintf(tdir, sizeof tdir, "/tmp/fg-tables-XXXXXX");
+    cr_assert(mkdtemp(tdir));
     cr_expect_eq(fg_tables_write(dir), FG_ERR_NOTFOUND, "no ledger yet");
     fg_ledger *l;
     cr_assert_eq(fg_ledger_open(dir, &l), FG_OK);

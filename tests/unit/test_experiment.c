@@ -217,26 +217,36 @@ Test(experiment, schema_print_lists_every_key_with_default)
     free(buf);
 }
 
-Test(experiment, repository_experiments_validate, .fini = toy_cleanup)
+Test(experiment, repository_experiments_validate)
 {
-    /* the committed experiments name only approaches that exist and valid keys;
-     * subjects are checked against a home that has every subject name they use */
-    const char *home = toy_home();
-    const char *subjects[] = {"fmnist-lenet5",     "fmnist-vgg",     "fmnist-s-resnet",
-                              "income-mlp",        "mnist-lenet5",   "cifar10-vgg16",
-                              "cifar10s-resnet18", "utkface-facenet"};
-    for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++) {
-        char p[256];
-        snprintf(p, sizeof p, "%s/experiments/subjects/%s.yaml", home, subjects[i]);
-        toy_write(p, "name: x\n");
-    }
-    const char *files[] = {"quick.yaml", "study-cpu.yaml", "study-full.yaml"};
-    for (size_t i = 0; i < 3; i++) {
+    /* the committed experiments name only registered approaches, valid keys and
+     * subjects defined in the repository's experiments/subjects/ (found by the
+     * walk-up rule) */
+    unsetenv("FIXGRID_HOME");
+    const char *files[] = {"experiments/quick.yaml", "experiments/study-cpu.yaml",
+                           "experiments/study-full.yaml",
+                           "tests/fixtures/experiments/tiny-noop.yaml"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[512];
-        snprintf(path, sizeof path, FG_SOURCE_DIR "/experiments/%s", files[i]);
+        snprintf(path, sizeof path, FG_SOURCE_DIR "/%s", files[i]);
         fg_experiment *e = NULL;
-        fg_experiment_opts o = {NULL, 0, home};
-        cr_expect_eq(fg_experiment_load_opts(path, &o, &e), FG_OK, "%s: %s", files[i], fg_errmsg());
+        cr_expect_eq(fg_experiment_load(path, &e), FG_OK, "%s: %s", files[i], fg_errmsg());
         fg_experiment_free(e);
     }
+}
+
+Test(experiment, tiny_noop_fixture_for_the_runner)
+{
+    unsetenv("FIXGRID_HOME");
+    fg_experiment *e = NULL;
+    cr_assert_eq(fg_experiment_load(FIX_DIR "tiny-noop.yaml", &e), FG_OK, "%s", fg_errmsg());
+    cr_expect_eq(fg_experiment_n_seeds(e), 3);
+    cr_expect_eq(fg_experiment_n_approaches(e), 1);
+    cr_expect_str_eq(fg_experiment_approach(e, 0)->name, "noop");
+    cr_expect_str_eq(fg_experiment_subject(e, 0), "tiny");
+    const char *sp = fg_experiment_subject_path(e, 0);
+    size_t l = strlen(sp), w = strlen("/experiments/subjects/tiny.yaml");
+    cr_expect(l > w && !strcmp(sp + l - w, "/experiments/subjects/tiny.yaml"), "%s", sp);
+    cr_expect(fg_file_exists(sp));
+    fg_experiment_free(e);
 }

@@ -121,10 +121,13 @@ int fg_job_find(const fg_job *jobs, int n_jobs, const char *key);
  * non-OK return means the job could not even report (bad key, I/O). */
 int fg_job_exec(const fg_experiment *e, const fg_job *job, volatile const int *cancel,
                 char **record);
-/* Test hook (documented, not for users): FG_TEST_FAULT=segv|hang|nan makes a
- * FIX job of the `noop` approach crash with SIGSEGV, hang (sleep forever,
- * ignoring cancel), or return a model with a NaN weight (-> CORRUPTED), so the
- * runner's tests exercise crash/hang/CORRUPTED handling in a real child. */
+/* Test hooks (documented, not for users), read only for FIX jobs of the
+ * `noop` approach, so the runner's tests exercise its failure handling with a
+ * real child: FG_TEST_FAULT=segv crashes with SIGSEGV; =hang sleeps forever,
+ * ignoring cancel; =nan returns a model with a NaN weight (-> CORRUPTED); =oom
+ * touches memory in 64 MiB steps (at most 4 GiB, then a fatal error) until a
+ * memory limit strikes. FG_TEST_SLEEP_MS=N makes the job take N ms, polling
+ * cancel (cancelled -> FAILURE "cancelled"), before it runs as usual. */
 /* A FAILURE record for a job the runner had to kill (crash, time or memory limit). */
 char *fg_record_failure(const fg_experiment *e, const fg_job *job, const char *reason);
 /* Field value of a record (malloc'd copy) or NULL. */

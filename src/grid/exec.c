@@ -24,8 +24,8 @@
  * (SPD, EOD, DI) takes group 1 as the unprivileged group and label 1 as the
  * favourable one.
  *
- * Test hook (see grid.h): FG_TEST_FAULT=segv|hang|nan, read only for FIX jobs
- * of the `noop` approach. */
+ * Test hooks (see grid.h): FG_TEST_FAULT=segv|hang|nan|oom and
+ * FG_TEST_SLEEP_MS, read only for FIX jobs of the `noop` approach. */
 #include "grid_internal.h"
 
 #include <math.h>
@@ -52,7 +52,7 @@
 
 void fg_grid_record_ident(fg_record_buf *b, const fg_experiment *e, const fg_job *job);
 
-typedef enum { FAULT_NONE, FAULT_SEGV, FAULT_HANG, FAULT_NAN } test_fault;
+typedef enum { FAULT_NONE, FAULT_SEGV, FAULT_HANG, FAULT_NAN, FAULT_OOM } test_fault;
 
 static test_fault read_fault(const fg_experiment *e, const fg_job *job)
 {
@@ -63,6 +63,7 @@ static test_fault read_fault(const fg_experiment *e, const fg_job *job)
     if (!strcmp(f, "segv")) return FAULT_SEGV;
     if (!strcmp(f, "hang")) return FAULT_HANG;
     if (!strcmp(f, "nan")) return FAULT_NAN;
+    if (!strcmp(f, "oom")) return FAULT_OOM;
     return FAULT_NONE;
 }
 
@@ -76,6 +77,29 @@ static void inject_early(test_fault f)
     if (f == FAULT_HANG)
         for (;;)
             sleep(1); /* ignores cancel on purpose: the runner must kill it */
+    if (f == FAULT_OOM) {
+        /* touch memory in 64 MiB steps until a limit stops us; capped at 4 GiB
+         * so a run without a limit cannot take a shared machine down */
+        enum { STEP = 64 << 20, MAX_STEPS = 64 };
+        for (int i = 0; i < MAX_STEPS; i++)
+            memset(fg_xmalloc(STEP), 1, STEP);
+        FG_FATAL("FG_TEST_FAULT=oom: 4 GiB allocated and no memory limit struck");
+    }
+}
+
+/* FG_TEST_SLEEP_MS=N: a slow job that honours cancel (runner scheduling and
+ * signal tests). Returns 1 when cancelled. */
+static int test_sleep(const fg_experiment *e, const fg_job *job, volatile const int *cancel)
+{
+    const char *ms = getenv("FG_TEST_SLEEP_MS");
+    if (!ms || job->kind != FG_JOB_FIX || strcmp(e->approaches[job->approach].fix->name, "noop"))
+        return 0;
+    double end = fg_now() + atof(ms) / 1000;
+    while (fg_now() < end) {
+        if (cancel && *cancel) return 1;
+        usleep(2000);
+    }
+    return 0;
 }
 
 #ifdef FG_GRID_PIPELINE
@@ -284,6 +308,7 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
 {
     test_fault fault = read_fault(e, job);
     inject_early(fault);
+    if (test_sleep(e, job, cancel)) return fg_record_failure(e, job, "cancelled");
     const fg_exp_approach *ap = &e->approaches[job->approach];
     const fg_fix_approach *a = ap->fix;
     job_env v;
@@ -627,8 +652,8 @@ static char *exec_prepare(const fg_experiment *e, const fg_job *job, volatile co
 
 static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const int *cancel)
 {
-    (void)cancel;
     inject_early(read_fault(e, job));
+    if (test_sleep(e, job, cancel)) return fg_record_failure(e, job, "cancelled");
     return unavailable(e, job);
 }
 

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 static const char *home;
@@ -355,4 +356,77 @@ Test(exec, fault_hang_never_returns, .init = setup, .fini = toy_cleanup)
     cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     free(J);
     fg_experiment_free(a);
+}
+
+Test(exec, sleep_hook_honours_cancel, .init = setup, .fini = toy_cleanup)
+{
+    fg_job *J;
+    int n;
+    fg_experiment *a = noop_exp(&J, &n);
+    setenv("FG_TEST_SLEEP_MS", "5000", 1);
+    volatile int cancel = 1;
+    char *rec = NULL;
+    double t0 = fg_now();
+    cr_assert_eq(fg_job_exec(a, by_label(J, n, "fix noop tiny seed=1"), &cancel, &rec), FG_OK);
+    cr_expect_lt(fg_now() - t0, 1.0, "cancel ends the sleep at once");
+    char *o = fg_record_get(rec, "outcome"), *r = fg_record_get(rec, "reason");
+    cr_expect_str_eq(o, "FAILURE");
+    cr_expect_str_eq(r, "cancelled");
+    free(o);
+    free(r);
+    free(rec);
+    /* not cancelled: the job takes the time, then runs as usual */
+    setenv("FG_TEST_SLEEP_MS", "300", 1);
+    cancel = 0;
+    t0 = fg_now();
+    cr_assert_eq(fg_job_exec(a, by_label(J, n, "fix noop tiny seed=1"), &cancel, &rec), FG_OK);
+    cr_expect_geq(fg_now() - t0, 0.3);
+    r = fg_record_get(rec, "reason");
+    cr_expect(r && strcmp(r, "cancelled") != 0, "%s", r);
+    free(r);
+    free(rec);
+    unsetenv("FG_TEST_SLEEP_MS");
+    free(J);
+    fg_experiment_free(a);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FG_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FG_UNDER_ASAN 1
+#endif
+#endif
+
+Test(exec, oom_hook_stops_at_a_memory_limit, .init = setup, .fini = toy_cleanup)
+{
+#ifdef FG_UNDER_ASAN
+    cr_skip_test("an address-space limit breaks ASan's shadow memory");
+#else
+    fg_job *J;
+    int n;
+    fg_experiment *a = noop_exp(&J, &n);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* the address space in use now plus 256 MiB, as a memory limit would set */
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%ld", &pages) != 1) _exit(10);
+        fclose(f);
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (256u << 20);
+        if (setrlimit(RLIMIT_AS, &rl)) _exit(11);
+        setenv("FG_TEST_FAULT", "oom", 1);
+        char *rec = NULL;
+        fg_job_exec(a, by_label(J, n, "fix noop tiny seed=1"), NULL, &rec);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    /* fg_xmalloc's default fatal path exits 3 */
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 3, "status %d", st);
+    free(J);
+    fg_experiment_free(a);
+#endif
 }

@@ -5,6 +5,7 @@
  * of the original with each fixed model (temperatures fitted on the
  * validation split). Model files are safetensors; a file without the
  * fixgrid.arch metadata is read with the subject's zoo architecture. */
+#include "fixgrid/cli.h"
 #include "fixgrid/eval.h"
 #include "fixgrid/modelfile.h"
 #include "fixgrid/subject.h"
@@ -16,9 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Declared here until cli.h lists the command. */
-int fg_cmd_eval(int argc, char **argv);
 
 #define MAX_FIXED 32
 

@@ -206,8 +206,10 @@ int fg_eval_asr(fg_model *const *models, int n_models, const fg_pgd_cfg *cfg, co
  * fixed model with PGD(eps, foolbox defaults, `batch` samples per pass),
  * each from its own random start drawn from rng in that order. Fills *out and
  * asr_fixed[0..n_fixed); ⇑ASR_i = fg_eval_up_asr(out->asr0, asr_fixed[i]).
- * An empty pool gives ASR 0 everywhere (out->n_pool says so). pool_idx
- * (optional, capacity min(n, max_draw)) receives the pool's test indices. */
+ * An empty pool gives ASR 0 everywhere (out->n_pool says so); asr_fixed may
+ * be NULL when n_fixed is 0 (calibrating epsilon on f0 alone).
+ * fg_eval_robustness_pool also writes the pool's test indices into pool_idx
+ * (optional, capacity min(n, max_draw)). */
 typedef struct {
     int n_qualified; /* test inputs every model classifies correctly */
     int n_pool;      /* attacked: min(n_qualified, max_draw) */
@@ -216,7 +218,11 @@ typedef struct {
 } fg_eval_robust;
 int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
                        const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
-                       fg_eval_robust *out, double *asr_fixed, int *pool_idx);
+                       fg_eval_robust *out, double *asr_fixed);
+/* The same, also writing the pool's indices. */
+int fg_eval_robustness_pool(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
+                            const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
+                            fg_eval_robust *out, double *asr_fixed, int *pool_idx);
 
 /* mean([pred_i != y_i]) x 100, the ASR of any prediction rule on adversarial
  * inputs (used for the ensembles that are not differentiable). */

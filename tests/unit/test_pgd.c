@@ -346,17 +346,17 @@ Test(pgd, robustness_job)
     double asr1;
     fg_rng r;
     fg_rng_seed(&r, 77);
-    cr_assert_eq(fg_eval_robustness(fx.a, fixed, 1, fx.x0, fx.y, fx.n, fx.cfg.eps, 500, 6, &r, &rb,
-                                    &asr1, NULL),
-                 FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(
+        fg_eval_robustness(fx.a, fixed, 1, fx.x0, fx.y, fx.n, fx.cfg.eps, 500, 6, &r, &rb, &asr1),
+        FG_OK, "%s", fg_errmsg());
     cr_expect_eq(rb.n_qualified, want_q);
     cr_expect_eq(rb.n_pool, want_q);
 
     fixed[0] = fg_model_clone(fx.a);
     fg_rng_seed(&r, 77);
-    cr_assert_eq(fg_eval_robustness(fx.a, fixed, 1, fx.x0, fx.y, fx.n, fx.cfg.eps, 500, 6, &r, &rb,
-                                    &asr1, NULL),
-                 FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(
+        fg_eval_robustness(fx.a, fixed, 1, fx.x0, fx.y, fx.n, fx.cfg.eps, 500, 6, &r, &rb, &asr1),
+        FG_OK, "%s", fg_errmsg());
     cr_assert_eq(rb.n_pool, fx.n);
     cr_expect_eq(rb.n_qualified, fx.n);
     /* by hand: the whole set (no draw when all fit), bounds of the pool */
@@ -378,12 +378,19 @@ Test(pgd, robustness_job)
     /* a cap below the qualifying count draws a pool of that size */
     int idx3[3] = {-1, -1, -1};
     fg_rng_seed(&r, 78);
-    cr_assert_eq(fg_eval_robustness(fx.a, fixed, 1, fx.x0, fx.y, fx.n, fx.cfg.eps, 3, 6, &r, &rb,
-                                    &asr1, idx3),
+    cr_assert_eq(fg_eval_robustness_pool(fx.a, fixed, 1, fx.x0, fx.y, fx.n, fx.cfg.eps, 3, 6, &r,
+                                         &rb, &asr1, idx3),
                  FG_OK);
     cr_expect_eq(rb.n_pool, 3);
     cr_expect_eq(rb.n_qualified, fx.n);
     cr_expect(idx3[0] >= 0 && idx3[0] < idx3[1] && idx3[1] < idx3[2] && idx3[2] < fx.n);
+    /* f0 alone (epsilon calibration): no fixed models, no asr_fixed */
+    fg_rng_seed(&r, 79);
+    cr_assert_eq(
+        fg_eval_robustness(fx.a, NULL, 0, fx.x0, fx.y, fx.n, fx.cfg.eps, 500, 6, &r, &rb, NULL),
+        FG_OK, "%s", fg_errmsg());
+    cr_expect_eq(rb.n_pool, fx.n);
+    cr_expect(rb.asr0 > 0.0 && rb.asr0 < 100.0, "ASR %g", rb.asr0);
     fg_model_free(fixed[0]);
     fixture_close(&fx);
 }

@@ -95,30 +95,36 @@ static const fgt_tensor *need(const fgt_file *f, const char *name)
     return t;
 }
 
-/* Build the fixture's model and copy in the tensors "<prefix><node>.weight|bias". */
+/* Build the fixture's model and set its parameters by name: each tensor
+ * "<prefix><node>.weight|bias" goes to fg_model_find(node)'s offsets; every
+ * parameter must be set exactly once. */
 static fg_model *load_model(const fgt_file *f, const char *prefix)
 {
     fg_model *m = NULL;
     const char *desc = need(f, "desc")->data;
     cr_assert_eq(fg_model_parse(desc, "pgd_mlp.bin", &m), FG_OK, "%s", fg_errmsg());
     float *params = fg_model_params(m);
-    int loaded = 0;
-    for (int i = 0; i < fg_model_n_nodes(m); i++) {
-        const fg_layer *L = fg_model_node(m, i);
-        if (L->n_w == 0 && L->n_b == 0) continue;
-        char name[128];
-        snprintf(name, sizeof name, "%s%s.weight", prefix, L->name);
-        const fgt_tensor *w = need(f, name);
-        cr_assert_eq((long)w->count, L->n_w, "%s: %zu values, layer has %ld", name, w->count,
-                     L->n_w);
-        memcpy(params + L->w_off, w->data, w->count * sizeof(float));
-        snprintf(name, sizeof name, "%s%s.bias", prefix, L->name);
-        const fgt_tensor *b = need(f, name);
-        cr_assert_eq((long)b->count, L->n_b);
-        memcpy(params + L->b_off, b->data, b->count * sizeof(float));
-        loaded += 2;
+    size_t np = fg_model_n_params(m), set = 0, pl = strlen(prefix);
+    for (int i = 0; i < f->n; i++) {
+        const fgt_tensor *t = &f->t[i];
+        if (strncmp(t->name, prefix, pl) != 0) continue;
+        char node[64];
+        snprintf(node, sizeof node, "%s", t->name + pl);
+        char *dot = strrchr(node, '.');
+        cr_assert_not_null(dot, "%s", t->name);
+        *dot = 0;
+        int k = fg_model_find(m, node);
+        cr_assert_geq(k, 0, "%s: no node '%s'", t->name, node);
+        const fg_layer *L = fg_model_node(m, k);
+        int is_w = strcmp(dot + 1, "weight") == 0;
+        cr_assert(is_w || strcmp(dot + 1, "bias") == 0, "%s", t->name);
+        long off = is_w ? L->w_off : L->b_off, cnt = is_w ? L->n_w : L->n_b;
+        cr_assert_eq((long)t->count, cnt, "%s: %zu values, the node has %ld", t->name, t->count,
+                     cnt);
+        memcpy(params + off, t->data, t->count * sizeof(float));
+        set += t->count;
     }
-    cr_assert_eq(loaded, 6, "three dense layers expected");
+    cr_assert_eq(set, np, "%zu of %zu parameters set", set, np);
     return m;
 }
 

@@ -206,6 +206,7 @@ static void check_against(fixture *fx, fg_model **models, int n_models, const ch
         cr_assert(x[j] >= fx->cfg.lo && x[j] <= fx->cfg.hi);
     }
     cr_expect_lt(worst, 1e-5, "%s: adversarial inputs differ from PyTorch by %g", tag, worst);
+    cr_log_info("%s (batch %d): worst |x_C - x_torch| = %g", tag, batch, worst);
     cr_assert_eq(fg_eval_target_predict(models, n_models, x, fx->n, 10, pred), FG_OK);
     int succ = 0;
     for (int i = 0; i < fx->n; i++) {

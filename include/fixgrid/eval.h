@@ -174,7 +174,8 @@ void fg_pgd_start(const fg_pgd_cfg *cfg, const float *x0, size_t len, fg_rng *rn
  * the soft-voting ensemble of n_models models (L = -log of the averaged
  * softmax probability of the label, differentiated through every member).
  * The models run in EVAL mode with every node frozen (no parameter gradients
- * are computed); the mode and frozen flags are restored on return, the
+ * are computed) and input gradients on (fg_model_set_input_grad, left on:
+ * it is nn's default); the mode and frozen flags are restored on return, the
  * gradient buffers are left untouched, activations are overwritten, and the
  * models are reserved for cfg->batch samples.
  *

@@ -98,6 +98,7 @@ static void enter_attack(fg_model *const *models, int n_models, int batch, saved
             fg_model_set_frozen(m, j, 1); /* no parameter gradients: half the work */
         }
         fg_model_set_mode(m, FG_MODE_EVAL);
+        fg_model_set_input_grad(m, 1); /* training may have switched it off */
         fg_model_reserve(m, batch);
     }
 }

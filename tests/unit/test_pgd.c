@@ -315,6 +315,20 @@ Test(pgd, asr_and_state)
     for (size_t i = 0; i < np; i++)
         cr_assert_eq(g[i], 0.5f, "grad %zu touched", i);
 
+    /* a model whose input gradient was switched off (as training does) is
+     * attacked the same: same seed, same successes */
+    int *succ2 = malloc(sizeof(int) * fx.n);
+    double asr2;
+    fg_rng_seed(&r, 2);
+    cr_assert_eq(fg_eval_asr(ms, 1, &fx.cfg, fx.x0, fx.y, fx.n, &r, &asr, succ, NULL), FG_OK);
+    fg_model_set_input_grad(fx.a, 0);
+    fg_rng_seed(&r, 2);
+    cr_assert_eq(fg_eval_asr(ms, 1, &fx.cfg, fx.x0, fx.y, fx.n, &r, &asr2, succ2, NULL), FG_OK);
+    cr_expect_eq(asr, asr2);
+    for (int i = 0; i < fx.n; i++)
+        cr_expect_eq(succ[i], succ2[i]);
+    free(succ2);
+
     /* errors */
     int bad_y[1] = {9};
     float *x = malloc(sizeof(float) * fx.d);

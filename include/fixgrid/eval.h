@@ -175,9 +175,11 @@ void fg_pgd_start(const fg_pgd_cfg *cfg, const float *x0, size_t len, fg_rng *rn
  * softmax probability of the label, differentiated through every member).
  * The models run in EVAL mode with every node frozen (no parameter gradients
  * are computed) and input gradients on (fg_model_set_input_grad, left on:
- * it is nn's default); the mode and frozen flags are restored on return, the
- * gradient buffers are left untouched, activations are overwritten, and the
- * models are reserved for cfg->batch samples.
+ * it is nn's default); their activation pattern must be FG_PATTERN_OFF
+ * (nn's default; an approach that records one turns it off again). The mode
+ * and frozen flags are restored on return, the gradient buffers are left
+ * untouched, activations are overwritten, and the models are reserved for
+ * cfg->batch samples.
  *
  * fg_pgd_run: cfg->steps PGD steps from the start x (n x input size, from
  * fg_pgd_start or a fixture), in place; x0 is the clean input the ball is

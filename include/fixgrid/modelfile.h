@@ -160,8 +160,10 @@ int fg_safetensors_meta(const char *path, const char *key, char **value);
 char *fg_store_root(void);
 /* BLAS identity part of every key: "<openblas core name>/<threads>". */
 void fg_store_blas_id(char *buf, size_t n);
-/* Key of an original model: hash of subject name, canonical arch text, every
- * recipe field, seed and blas_id (pass fg_store_blas_id's text). 16 hex digits. */
+/* Key of an original model: hash of subject name, architecture text, every
+ * recipe field, seed and blas_id (pass fg_store_blas_id's text). 16 hex digits.
+ * Pass the canonical text (fg_model_desc of the parsed description) so that
+ * comments and spacing in a .desc file do not change the key. */
 void fg_store_key(const char *subject, const char *arch_desc, const fg_recipe *r, uint64_t seed,
                   const char *blas_id, char out[17]);
 /* "<root>/<key>/<name>" (name may be NULL: the directory), malloc'd. */
@@ -171,10 +173,14 @@ char *fg_store_path(const char *root, const char *key, const char *name);
  * directory): blocks until held. Released by fg_store_unlock or process exit. */
 typedef struct {
     int fd;
-} fg_store_lock_t;
-int fg_store_lock(const char *root, const char *key, fg_store_lock_t *lock);
-void fg_store_unlock(fg_store_lock_t *lock);
+} fg_store_held;
+int fg_store_lock(const char *root, const char *key, fg_store_held *lock);
+void fg_store_unlock(fg_store_held *lock);
 
+/* Save m as "<root>/<key>/<name>" (name may hold '/', e.g.
+ * "fixed/<job key>.safetensors" for a fixed model), creating folders; atomic. */
+int fg_store_save_model(const char *root, const char *key, const char *name, const fg_model *m,
+                        const char *const *meta_kv);
 /* 1 when "<root>/<key>/model.safetensors" exists (only complete files can). */
 int fg_store_has(const char *root, const char *key);
 /* Per-epoch checkpoint <key>/epoch-<e>.safetensors (atomic, with meta_kv). */

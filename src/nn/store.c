@@ -100,7 +100,7 @@ char *fg_store_path(const char *root, const char *key, const char *name)
     return p;
 }
 
-int fg_store_lock(const char *root, const char *key, fg_store_lock_t *lock)
+int fg_store_lock(const char *root, const char *key, fg_store_held *lock)
 {
     lock->fd = -1;
     char *dir = fg_store_path(root, key, NULL);
@@ -125,7 +125,7 @@ cleanup:
     return rc;
 }
 
-void fg_store_unlock(fg_store_lock_t *lock)
+void fg_store_unlock(fg_store_held *lock)
 {
     if (lock->fd >= 0) {
         flock(lock->fd, LOCK_UN);
@@ -142,18 +142,25 @@ int fg_store_has(const char *root, const char *key)
     return has;
 }
 
+int fg_store_save_model(const char *root, const char *key, const char *name, const fg_model *m,
+                        const char *const *meta_kv)
+{
+    char *p = fg_store_path(root, key, name);
+    char *slash = strrchr(p, '/');
+    *slash = 0;
+    int rc = fg_mkdirs(p);
+    *slash = '/';
+    if (!rc) rc = fg_safetensors_save(p, m, meta_kv);
+    free(p);
+    return rc;
+}
+
 int fg_store_save_epoch(const char *root, const char *key, int epoch, const fg_model *m,
                         const char *const *meta_kv)
 {
     char name[48];
     snprintf(name, sizeof name, "epoch-%d.safetensors", epoch);
-    char *dir = fg_store_path(root, key, NULL);
-    char *p = fg_store_path(root, key, name);
-    int rc = fg_mkdirs(dir);
-    if (!rc) rc = fg_safetensors_save(p, m, meta_kv);
-    free(dir);
-    free(p);
-    return rc;
+    return fg_store_save_model(root, key, name, m, meta_kv);
 }
 
 int fg_store_last_epoch(const char *root, const char *key)
@@ -213,7 +220,7 @@ int fg_store_prepare(const char *root, const char *key, fg_store_build_fn build,
     if (out) *out = NULL;
     if (built) *built = 0;
     fg_model *m = NULL;
-    fg_store_lock_t lock;
+    fg_store_held lock;
     char *path = fg_store_path(root, key, MODEL_FILE);
     int rc = fg_store_lock(root, key, &lock);
     if (rc) goto cleanup;

@@ -199,6 +199,15 @@ Test(store, killed_builder_leaves_no_model_and_resumes)
     cr_assert_eq(built, 1);
     cr_assert_eq(ctx.start_from, 2, "resumed from epoch %d", ctx.start_from);
     cr_assert(fg_store_has(root, key));
+    /* a fixed model beside the original, in a sub-folder */
+    cr_assert_eq(fg_store_save_model(root, key, "fixed/job1.safetensors", m, NULL), FG_OK);
+    char *fixed = fg_store_path(root, key, "fixed/job1.safetensors");
+    fg_model *f = NULL;
+    cr_assert_eq(fg_safetensors_load(fixed, NULL, &f), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(
+        memcmp(fg_model_params(f), fg_model_params(m), fg_model_n_params(m) * sizeof(float)), 0);
+    fg_model_free(f);
+    free(fixed);
     fg_model_free(m);
     /* a third call loads instead of building */
     built = -1;

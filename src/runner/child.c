@@ -177,7 +177,11 @@ static void settle(fg_child *c)
         const char *m = strstr(text, FG_RUNNER_FATAL_TAG);
         m = m ? m + strlen(FG_RUNNER_FATAL_TAG) : "unknown";
         int n = (int)strcspn(m, "\n");
-        snprintf(c->reason, sizeof c->reason, "fatal: %.*s", n, m);
+        /* An allocation that failed under the job's RLIMIT_AS is the memory
+         * limit striking: say so first. */
+        const char *oom = strstr(m, "out of memory");
+        snprintf(c->reason, sizeof c->reason, "%s%.*s",
+                 oom && oom - m < n ? "out of memory (memory limit): " : "fatal: ", n, m);
     } else if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
         snprintf(c->reason, sizeof c->reason, "job process exited with status %d (see log)",
                  WEXITSTATUS(st));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A job that segfaults, one that hangs past the time limit, and one that
-# returns NaN weights: the first two become FAILURE rows with the reason, the
-# third a CORRUPTED row; the grid goes on (the other jobs run), the tables are
+# A job that segfaults, one that hangs past the time limit, one that runs out
+# of memory under the experiment's memory limit (the child's RLIMIT_AS), and
+# one that returns NaN weights: the first three become FAILURE rows with the
+# reason, the last a CORRUPTED row; the grid goes on (the other jobs run), the tables are
 # written, and the exit status says whether a job failed. FG_TEST_FAULT (the
 # grid's test hook, honoured by the noop approach's fix jobs) reaches the job
 # children through the environment.
@@ -15,6 +16,8 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_segv=0"
 
 mkexp exp.yaml
 mkexp exp-hang.yaml 's/time_s:.*/time_s: 3/'
+mkexp exp-oom.yaml 's/^\(  *\)time_s:.*/\1time_s: 60\n\1memory_mb: 600/'
+grep -q "memory_mb: 600" exp-oom.yaml || fail "could not set the memory limit"
 all_keys exp.yaml > keys.txt
 out=$(outdir_of exp.yaml)
 
@@ -22,12 +25,16 @@ rundir clean
 (cd clean && run_np 2 run ../exp.yaml 2> run.txt) || fail "clean run failed: $(cat clean/run.txt)"
 grep "kind=prepare" "clean/$out/ledger.tsv" > prepare.tsv || fail "no prepare record"
 
-for fault in segv hang nan; do
+faults="segv hang oom nan"
+# A sanitizer build cannot cap its address space (ASan's shadow mapping): no oom case there.
+if ldd "$FG_EXE" | grep -q libasan; then faults="segv hang nan"; fi
+for fault in $faults; do
     rundir "$fault"
     mkdir -p "$fault/$out"
     cp prepare.tsv "$fault/$out/ledger.tsv"
     exp=../exp.yaml
     [ "$fault" = hang ] && exp=../exp-hang.yaml
+    [ "$fault" = oom ] && exp=../exp-oom.yaml
     cd "$fault"
     rc=0
     FG_TEST_FAULT=$fault run_np 2 run "$exp" --progress 5 2> err.txt || rc=$?
@@ -40,6 +47,10 @@ for fault in segv hang nan; do
     segv)
         [ "$rc" = 1 ] || fail "segv: exit $rc, expected 1"
         $PY "$CHECK" field "$out/ledger.tsv" reason "signal 11" || fail "segv: reason"
+        ;;
+    oom)
+        [ "$rc" = 1 ] || fail "oom: exit $rc, expected 1"
+        $PY "$CHECK" field "$out/ledger.tsv" reason "out of memory" || fail "oom: reason"
         ;;
     hang)
         [ "$rc" = 1 ] || fail "hang: exit $rc, expected 1"
@@ -65,4 +76,4 @@ for fault in segv hang nan; do
 done
 # The hung children were killed, not left behind.
 if pgrep -f "$FG_EXE job $T/" > /dev/null; then fail "a job child survived"; fi
-pass "segv, hang and nan faults become FAILURE/CORRUPTED rows; the grid goes on"
+pass "segv, hang, oom and nan faults become FAILURE/CORRUPTED rows; the grid goes on"

@@ -7,8 +7,9 @@
 # wall time per job with -np 1 and -np 2 (the latter shows the overlap).
 # Fails only if the overhead is absurd (> 200 ms per job).
 source "$(dirname "$0")/lib.sh"
+MPI_TIMEOUT=${FG_MPI_TIMEOUT:-280}
 
-seeds=$(seq -s, 1 "${FG_OVERHEAD_SEEDS:-20}")
+seeds=$(seq -s, 1 "${FG_OVERHEAD_SEEDS:-10}")
 mkexp exp.yaml "s/^seeds:.*/seeds: [$seeds]/"
 jobs=$(all_keys exp.yaml | wc -l)
 now() { date +%s.%N; }

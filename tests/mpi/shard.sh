@@ -13,7 +13,7 @@ all_keys exp.yaml > keys.txt
 N=2
 for i in $(seq 0 $((N - 1))); do
     "$FG_EXE" run exp.yaml --dry-run --shard "$i/$N" | awk '$1 == "fix" {print $2}' > "fix$i.txt"
-    "$FG_EXE" run exp.yaml --dry-run --shard "$i/$N" | awk '$1 == "prepare"' | grep -q . ||
+    "$FG_EXE" run exp.yaml --dry-run --shard "$i/$N" | awk '$1 == "prepare"' | grep . > /dev/null ||
         fail "shard $i does not run the prepare job its fix jobs need"
 done
 sort fix[0-9].txt > union.txt
@@ -43,7 +43,7 @@ done
 # A shard rerun has no fix or prepare job left; only robustness jobs whose
 # inputs other shards have now finished.
 "$FG_EXE" run exp.yaml --dry-run --shard "1/$N" > again.txt
-if awk '$1 == "fix" || $1 == "prepare"' again.txt | grep -q .; then
+if awk '$1 == "fix" || $1 == "prepare"' again.txt | grep . > /dev/null; then
     fail "a shard rerun would redo work: $(cat again.txt)"
 fi
 

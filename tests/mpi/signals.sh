@@ -38,7 +38,7 @@ for how in USR1 TERM worker; do
         lock=$(readlink -f "$out/.run.lock")
         r1=""
         for p in $(pgrep -P "$pid"); do
-            ls -l /proc/"$p"/fd 2> /dev/null | grep -q "$lock" || r1=$p
+            ls -l /proc/"$p"/fd 2> /dev/null | grep "$lock" > /dev/null || r1=$p
         done
         [ -n "$r1" ] || fail "worker: cannot find rank 1"
         kill -TERM "$r1"

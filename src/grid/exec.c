@@ -50,7 +50,6 @@
 #include "fixgrid/zoo.h"
 #endif
 
-void fg_grid_record_ident(fg_record_buf *b, const fg_experiment *e, const fg_job *job);
 
 typedef enum { FAULT_NONE, FAULT_SEGV, FAULT_HANG, FAULT_NAN, FAULT_OOM } test_fault;
 

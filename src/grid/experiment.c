@@ -609,7 +609,6 @@ static char *default_name(const char *path)
     return s;
 }
 
-uint64_t fg_grid_config_hash(const fg_experiment *e);
 
 static int load_document(ctx *c, fg_experiment *e)
 {

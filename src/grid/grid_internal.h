@@ -49,6 +49,12 @@ void fg_grid_key_prepare(const fg_experiment *e, int subject, char out[17]);
 void fg_grid_key_fix(const fg_experiment *e, int approach, int subject, long seed, char out[17]);
 void fg_grid_key_robust(const fg_experiment *e, int approach, int subject, char out[17]);
 
+/* Hash of the resolved grid (sorted job keys + limits): config_hash. */
+uint64_t fg_grid_config_hash(const fg_experiment *e);
+/* Start a record with key, kind and the job's identifying fields (approach,
+ * family, subject, seed as applicable). */
+void fg_grid_record_ident(fg_record_buf *b, const fg_experiment *e, const fg_job *job);
+
 /* BLAS provenance: "CORENAME threads=N". */
 void fg_grid_blas_info(char *out, size_t len);
 

@@ -151,7 +151,6 @@ static int cmp_key(const void *a, const void *b)
 
 /* The set of job keys (sorted) plus the limits: the same grid in any order
  * gives the same config_hash. */
-uint64_t fg_grid_config_hash(const fg_experiment *e);
 uint64_t fg_grid_config_hash(const fg_experiment *e)
 {
     int n = e->n_subjects * (1 + e->n_approaches * (e->n_seeds + 1));

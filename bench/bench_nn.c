@@ -7,11 +7,15 @@
  * then runs for --seconds (at least three steps). Output, one line each:
  *
  *   INFO side=c openblas_core=Haswell openblas_config="..." threads=1
- *   RESULT side=c model=lenet5 mode=train batch=64 threads=1 sps=12345.6
+ *   RESULT side=c model=lenet5 mode=train batch=64 threads=1 sps=12345.6 cpu_sps=13000.0
+ *
+ * sps counts wall-clock seconds, cpu_sps this process's CPU seconds (steadier
+ * on a shared machine; equal to sps when one thread has a core to itself).
  *
  * --profile times each node of each model alone (a one-node model built from
  * the node's description line with the node's input shape), forward and
- * backward, so a slow layer can be named with its shape:
+ * backward (CPU time per call, in microseconds), so a slow layer can be
+ * named with its shape:
  *
  *   LAYER side=c model=lenet5 node=conv1 kind=conv in=1x28x28 out=6x24x24 batch=64 fwd_us=..
  * bwd_us=..
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     char models[512], batches[128], modes[64];
@@ -54,18 +59,30 @@ static void infer_step(step_ctx *c)
     fg_model_forward(c->m, c->x, c->n);
 }
 
-/* Steps per second of fn after two warm-up steps. */
-static double timed(void (*fn)(step_ctx *), step_ctx *c, double seconds)
+/* CPU seconds used by this process (all its threads). On a shared machine
+ * wall-clock rates swing with the load of other processes while a one-thread
+ * run's CPU time barely does, so both are reported. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Steps per wall-clock second of fn after two warm-up steps; *cpu_rate
+ * receives steps per CPU second. */
+static double timed(void (*fn)(step_ctx *), step_ctx *c, double seconds, double *cpu_rate)
 {
     fn(c);
     fn(c);
     long n = 0;
-    double t0 = fg_now(), el;
+    double t0 = fg_now(), c0 = cpu_now(), el;
     do {
         fn(c);
         n++;
         el = fg_now() - t0;
     } while (n < 3 || el < seconds);
+    *cpu_rate = (double)n / (cpu_now() - c0);
     return (double)n / el;
 }
 
@@ -90,18 +107,19 @@ static int bench_model(const char *name, const bench_opts *b, int batch, const c
         y[i] = (int)fg_rng_below(&rng, (uint64_t)k);
     fg_recipe r = fg_recipe_default();
     step_ctx c = {m, NULL, x, y, fg_xfloats((size_t)batch * (size_t)k), batch, k};
-    double sps;
+    double sps, cpu_sps;
     if (!strcmp(mode, "train")) {
         c.o = fg_optim_new(m, &r);
         fg_model_set_mode(m, FG_MODE_TRAIN);
         fg_model_set_rng(m, &rng);
-        sps = timed(train_step, &c, b->seconds) * batch;
+        fg_model_set_input_grad(m, 0); /* as fg_train_epoch; torch's input needs no grad either */
+        sps = timed(train_step, &c, b->seconds, &cpu_sps) * batch;
     } else {
         fg_model_set_mode(m, FG_MODE_EVAL);
-        sps = timed(infer_step, &c, b->seconds) * batch;
+        sps = timed(infer_step, &c, b->seconds, &cpu_sps) * batch;
     }
-    printf("RESULT side=c model=%s mode=%s batch=%d threads=%d sps=%.1f\n", name, mode, batch,
-           b->threads, sps);
+    printf("RESULT side=c model=%s mode=%s batch=%d threads=%d sps=%.1f cpu_sps=%.1f\n", name, mode,
+           batch, b->threads, sps, cpu_sps * batch);
     fflush(stdout);
     fg_optim_free(c.o);
     free(c.dlogits);
@@ -160,13 +178,12 @@ static double timed_layer(void (*fn)(layer_ctx *), layer_ctx *c, double seconds)
 {
     fn(c);
     long n = 0;
-    double t0 = fg_now(), el;
+    double t0 = fg_now(), c0 = cpu_now();
     do {
         fn(c);
         n++;
-        el = fg_now() - t0;
-    } while (n < 3 || el < seconds);
-    return el / (double)n;
+    } while (n < 3 || fg_now() - t0 < seconds);
+    return (cpu_now() - c0) / (double)n; /* CPU time: see cpu_now */
 }
 
 static int profile_model(const char *name, const bench_opts *b, int batch)

@@ -40,6 +40,10 @@ int fg_data_read_file(const char *path, unsigned char **data, size_t *len);
  * c = 1, n_classes = largest label + 1, no groups. Errors: wrong magic,
  * truncated header or data, images/labels count mismatch (with offsets). */
 int fg_idx_load(const char *images_path, const char *labels_path, fg_dataset *out);
+/* Write float32 IDX (type 0x0D; big-endian, as the format prescribes): dims[0..ndim). */
+int fg_idx_write_f32(const char *path, int ndim, const int *dims, const float *data);
+/* Write unsigned-byte IDX (type 0x08, one dimension): labels or group ids in [0, 255]. */
+int fg_idx_write_u8(const char *path, int n, const int *values);
 /* CIFAR-10 binary batches (each record: 1 label byte + 3072 pixel bytes).
  * Pixels scaled to [0,1]; no standardisation (see fg_dataset_standardize). */
 int fg_cifar_load(const char *const *paths, int n_paths, fg_dataset *out);
@@ -102,8 +106,11 @@ int fg_cskew_skewed(const fg_dataset *src, const float *colour_share, uint64_t s
                     fg_dataset *out);
 /* Both versions: rows [0, n) colour, rows [n, 2n) grayscale, same order. */
 int fg_cskew_both(const fg_dataset *src, uint64_t seed, fg_dataset *out);
-/* The study's construction from plain splits: train and valid skewed,
- * repair and test in both versions (twice the rows). */
+/* One split of the study's construction: train and valid skewed, repair and
+ * test in both versions (twice the rows); the seed is mixed with the kind. */
+int fg_cskew_split(const fg_dataset *in, fg_split_kind kind, const float *colour_share,
+                   uint64_t seed, fg_dataset *out);
+/* All four splits at once (same result as fg_cskew_split on each). */
 int fg_cskew_splits(const fg_dataset in[FG_SPLIT_COUNT], const float *colour_share, uint64_t seed,
                     fg_dataset out[FG_SPLIT_COUNT]);
 

@@ -121,6 +121,10 @@ int fg_subject_home(char *buf, size_t size);
  * (<home>/experiments/subjects/NAME.yaml). On error *s is zeroed. */
 int fg_subject_load(const char *path_or_name, fg_subject *s);
 
+/* The names of the subject files under <home>/experiments/subjects, sorted:
+ * *names is one malloc'd array of *n names (free it); errors name the folder. */
+int fg_subject_names(char (**names)[FG_SUBJECT_STR], int *n);
+
 /* Load, split and preprocess the subject's data: splits[FG_SPLIT_TRAIN ..
  * FG_SPLIT_TEST] receive owned datasets (free each with fg_dataset_free).
  * A missing file gives FG_ERR_NOTFOUND with the path it looked for and how to

@@ -94,7 +94,8 @@ float fg_train_epoch(fg_model *m, fg_optim *o, const float *x, const int *y, int
  * batches of r->batch in that order, the last one partial (as PyTorch's
  * DataLoader with drop_last=False); lr = fg_sched_lr(r, epoch) for the whole
  * epoch; the mean loss weighs each batch by its size. The model is reserved
- * for r->batch and left in TRAIN mode. */
+ * for r->batch and left in TRAIN mode; input gradients are off during the
+ * epoch and back on (the default) after it. */
 
 /* Whole recipe: r->epochs epochs of fg_train_epoch with a fresh optimiser.
  * losses (r->epochs floats) receives each epoch's mean loss when non-NULL.

@@ -157,20 +157,24 @@ int fg_cskew_both(const fg_dataset *src, uint64_t seed, fg_dataset *out)
     return FG_OK;
 }
 
+int fg_cskew_split(const fg_dataset *in, fg_split_kind kind, const float *colour_share,
+                   uint64_t seed, fg_dataset *out)
+{
+    /* Each split gets its own streams so one split's size never moves
+     * another split's tints or colour choices. */
+    uint64_t sseed = seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(kind + 1));
+    if (kind == FG_SPLIT_TRAIN || kind == FG_SPLIT_VALID)
+        return fg_cskew_skewed(in, colour_share, sseed, out);
+    return fg_cskew_both(in, sseed, out);
+}
+
 int fg_cskew_splits(const fg_dataset in[FG_SPLIT_COUNT], const float *colour_share, uint64_t seed,
                     fg_dataset out[FG_SPLIT_COUNT])
 {
     int rc = FG_OK;
     memset(out, 0, sizeof(fg_dataset) * FG_SPLIT_COUNT);
-    for (int s = 0; s < FG_SPLIT_COUNT && rc == FG_OK; s++) {
-        /* Each split gets its own streams so one split's size never moves
-         * another split's tints or colour choices. */
-        uint64_t sseed = seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(s + 1));
-        if (s == FG_SPLIT_TRAIN || s == FG_SPLIT_VALID)
-            rc = fg_cskew_skewed(&in[s], colour_share, sseed, &out[s]);
-        else
-            rc = fg_cskew_both(&in[s], sseed, &out[s]);
-    }
+    for (int s = 0; s < FG_SPLIT_COUNT && rc == FG_OK; s++)
+        rc = fg_cskew_split(&in[s], (fg_split_kind)s, colour_share, seed, &out[s]);
     if (rc != FG_OK)
         for (int s = 0; s < FG_SPLIT_COUNT; s++)
             fg_dataset_free(&out[s]);

@@ -5,6 +5,7 @@
  * fg_subject_data turns a subject into its four preprocessed splits. */
 #include "fixgrid/subject.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -422,18 +423,7 @@ static void set_defaults(fg_subject *s)
     s->scale = 255.0f;
     s->colour_share[0] = 0.95f; /* Wang et al.'s CIFAR-10S skew */
     s->colour_share[1] = 0.05f;
-    /* the defaults documented for fg_recipe_default() in train.h */
-    s->recipe.optim = FG_OPTIM_SGD;
-    s->recipe.lr = 0.01f;
-    s->recipe.momentum = 0.9f;
-    s->recipe.beta1 = 0.9f;
-    s->recipe.beta2 = 0.999f;
-    s->recipe.adam_eps = 1e-8f;
-    s->recipe.sched = FG_SCHED_CONST;
-    s->recipe.step_size = 1;
-    s->recipe.gamma = 0.1f;
-    s->recipe.epochs = 1;
-    s->recipe.batch = 64;
+    s->recipe = fg_recipe_default();
 }
 
 /* Checks that span fields. */
@@ -579,6 +569,40 @@ cleanup:
     return rc;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+int fg_subject_names(char (**names)[FG_SUBJECT_STR], int *n)
+{
+    *names = NULL;
+    *n = 0;
+    char home[FG_SUBJECT_TEXT], folder[FG_SUBJECT_TEXT + 32];
+    int rc = fg_subject_home(home, sizeof home);
+    if (rc != FG_OK) return rc;
+    rc = bprintf(folder, sizeof folder, "%s/experiments/subjects", home);
+    if (rc != FG_OK) return rc;
+    DIR *d = opendir(folder);
+    if (!d) return fg_err(FG_ERR_IO, "%s: cannot open: %s", folder, strerror(errno));
+    int cap = 16;
+    char(*out)[FG_SUBJECT_STR] = fg_xmalloc(sizeof *out * (size_t)cap);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len <= 5 || strcmp(e->d_name + len - 5, ".yaml") != 0 ||
+            len - 5 >= FG_SUBJECT_STR)
+            continue;
+        if (*n == cap) out = fg_xrealloc(out, sizeof *out * (size_t)(cap *= 2));
+        memcpy(out[*n], e->d_name, len - 5);
+        out[(*n)++][len - 5] = 0;
+    }
+    closedir(d);
+    qsort(out, (size_t)*n, sizeof *out, cmp_name);
+    *names = out;
+    return FG_OK;
+}
+
 /* ---- data ---- */
 
 /* Where a dataset file lives: root from $root_env, else the default root
@@ -694,14 +718,24 @@ static int split_pools(const fg_subject *s, fg_dataset *train, fg_dataset *test,
         }
     }
     int rc;
-    if (!test) return fg_split_sizes(train, sizes, FG_SPLIT_COUNT, s->split_seed, out);
+    char why[512]; /* fg_errmsg() is the buffer fg_err writes: copy it first */
+    if (!test) {
+        rc = fg_split_sizes(train, sizes, FG_SPLIT_COUNT, s->split_seed, out);
+        if (rc == FG_OK) return rc;
+        snprintf(why, sizeof why, "%s", fg_errmsg());
+        return fg_err(rc, "subject %s: %s", s->name, why);
+    }
     rc = fg_split_sizes(train, sizes, 2, s->split_seed, out);
-    if (rc != FG_OK) return fg_err(rc, "subject %s: train pool: %s", s->name, fg_errmsg());
+    if (rc != FG_OK) {
+        snprintf(why, sizeof why, "%s", fg_errmsg());
+        return fg_err(rc, "subject %s: train pool: %s", s->name, why);
+    }
     rc = fg_split_sizes(test, sizes + 2, 2, s->split_seed, out + 2);
     if (rc != FG_OK) {
         fg_dataset_free(&out[0]);
         fg_dataset_free(&out[1]);
-        return fg_err(rc, "subject %s: test pool: %s", s->name, fg_errmsg());
+        snprintf(why, sizeof why, "%s", fg_errmsg());
+        return fg_err(rc, "subject %s: test pool: %s", s->name, why);
     }
     return FG_OK;
 }
@@ -723,6 +757,9 @@ int fg_subject_data(const fg_subject *s, fg_dataset splits[FG_SPLIT_COUNT])
         }
     }
     rc = split_pools(s, &train, s->n_test_files ? &test : NULL, plain);
+    /* The pools can go now; keeps the peak near one copy of the data. */
+    fg_dataset_free(&train);
+    fg_dataset_free(&test);
     if (rc != FG_OK) goto cleanup;
     if (s->colour_skew) {
         float share[256];
@@ -730,10 +767,12 @@ int fg_subject_data(const fg_subject *s, fg_dataset splits[FG_SPLIT_COUNT])
         if (k > 256) k = 256;
         for (int cl = 0; cl < k; cl++)
             share[cl] = s->colour_share[cl < k / 2 ? 0 : 1];
-        for (int i = 0; i < FG_SPLIT_COUNT; i++)
-            plain[i].n_classes = k; /* same for all */
-        rc = fg_cskew_splits(plain, share, s->colour_seed, splits);
-        if (rc != FG_OK) goto cleanup;
+        for (int i = 0; i < FG_SPLIT_COUNT; i++) {
+            plain[i].n_classes = k; /* the train split's classes rule all four */
+            rc = fg_cskew_split(&plain[i], (fg_split_kind)i, share, s->colour_seed, &splits[i]);
+            fg_dataset_free(&plain[i]);
+            if (rc != FG_OK) goto cleanup;
+        }
     } else {
         memcpy(splits, plain, sizeof plain);
         memset(plain, 0, sizeof plain);

@@ -29,12 +29,16 @@ static void relu_forward(const fg_layer_ctx *c)
     float *y = c->y;
     unsigned char *mask = c->pattern;
     if (c->pat == FG_PATTERN_FROZEN) {
-        for (size_t i = 0; i < count; i++)
-            y[i] = mask[i] ? x[i] : 0.0f;
+        for (size_t i = 0; i < count; i++) {
+            float v = x[i];
+            y[i] = mask[i] ? v : 0.0f;
+        }
         return;
     }
-    for (size_t i = 0; i < count; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (size_t i = 0; i < count; i++) {
+        float v = x[i];
+        y[i] = v > 0.0f ? v : 0.0f;
+    }
     if (c->pat == FG_PATTERN_RECORD)
         for (size_t i = 0; i < count; i++)
             mask[i] = x[i] > 0.0f;
@@ -49,20 +53,28 @@ static void relu_backward(const fg_layer_ctx *c)
     if (c->pat == FG_PATTERN_FROZEN) {
         const unsigned char *mask = c->pattern;
         if (c->acc0)
-            for (size_t i = 0; i < count; i++)
-                dx[i] += mask[i] ? dy[i] : 0.0f;
+            for (size_t i = 0; i < count; i++) {
+                float g = dy[i];
+                dx[i] += mask[i] ? g : 0.0f;
+            }
         else
-            for (size_t i = 0; i < count; i++)
-                dx[i] = mask[i] ? dy[i] : 0.0f;
+            for (size_t i = 0; i < count; i++) {
+                float g = dy[i];
+                dx[i] = mask[i] ? g : 0.0f;
+            }
         return;
     }
     const float *y = c->y;
     if (c->acc0)
-        for (size_t i = 0; i < count; i++)
-            dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        for (size_t i = 0; i < count; i++) {
+            float g = dy[i];
+            dx[i] += y[i] > 0.0f ? g : 0.0f;
+        }
     else
-        for (size_t i = 0; i < count; i++)
-            dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        for (size_t i = 0; i < count; i++) {
+            float g = dy[i];
+            dx[i] = y[i] > 0.0f ? g : 0.0f;
+        }
 }
 
 const fg_layer_ops fg_layer_ops_RELU = {
@@ -106,8 +118,10 @@ static void dropout_forward(const fg_layer_ctx *c)
         if (c->pat == FG_PATTERN_RECORD) memcpy(c->pattern, keep, count);
     }
     float scale = 1.0f / (1.0f - c->L->p);
-    for (size_t i = 0; i < count; i++)
-        c->y[i] = keep[i] ? c->x0[i] * scale : 0.0f;
+    for (size_t i = 0; i < count; i++) {
+        float v = c->x0[i] * scale;
+        c->y[i] = keep[i] ? v : 0.0f;
+    }
 }
 
 static void dropout_backward(const fg_layer_ctx *c)
@@ -122,8 +136,10 @@ static void dropout_backward(const fg_layer_ctx *c)
     }
     const unsigned char *keep = c->cache;
     float scale = 1.0f / (1.0f - c->L->p);
-    for (size_t i = 0; i < count; i++)
-        if (keep[i]) c->dx0[i] += c->dy[i] * scale;
+    for (size_t i = 0; i < count; i++) {
+        float g = c->dy[i] * scale;
+        c->dx0[i] += keep[i] ? g : 0.0f;
+    }
 }
 
 static void dropout_describe(const fg_layer *L, char *buf, size_t size)

@@ -54,8 +54,10 @@ static void im2col(const float *x, int n, int c, int h, int w, int k, int s, int
                         for (int ox = 0; ox < xlo; ox++)
                             d[ox] = 0.0f;
                         if (s == 1) {
-                            memcpy(d + xlo, srow + xlo - p + kj,
-                                   sizeof(float) * (size_t)(xhi - xlo));
+                            /* rows are short (ow floats): a loop beats memcpy calls */
+                            const float *sr = srow - p + kj;
+                            for (int ox = xlo; ox < xhi; ox++)
+                                d[ox] = sr[ox];
                         } else {
                             for (int ox = xlo; ox < xhi; ox++)
                                 d[ox] = srow[ox * s - p + kj];
@@ -115,12 +117,15 @@ size_t fg_conv2d_work_floats(int n, int c, int h, int w, int oc, int k, int s, i
     return ((size_t)c * k * k + (size_t)oc) * NP;
 }
 
+/* col_keep, when not NULL, receives the lowered input (the whole batch in
+ * one chunk) so backward can skip a second im2col. */
 static void forward_chunk(const float *x, int n, int c, int h, int w, const float *weight,
-                          const float *bias, int oc, int k, int s, int p, float *y, float *work)
+                          const float *bias, int oc, int k, int s, int p, float *y, float *work,
+                          float *col_keep)
 {
     int oh = out_dim(h, k, s, p), ow = out_dim(w, k, s, p);
     size_t P = (size_t)oh * ow, NP = (size_t)n * P, K = (size_t)c * k * k;
-    float *col = work, *ycol = work + K * NP;
+    float *col = col_keep ? col_keep : work, *ycol = work + K * NP;
     im2col(x, n, c, h, w, k, s, p, oh, ow, col);
     fg_gemm(0, 0, oc, (int)NP, (int)K, 1.0f, weight, col, 0.0f, ycol);
     for (int i = 0; i < n; i++)
@@ -135,29 +140,27 @@ static void forward_chunk(const float *x, int n, int c, int h, int w, const floa
 
 static void backward_chunk(const float *x, int n, int c, int h, int w, const float *weight, int oc,
                            int k, int s, int p, const float *dy, float *dx, float *dw, float *db,
-                           float *work)
+                           float *work, const float *col_keep)
 {
     int oh = out_dim(h, k, s, p), ow = out_dim(w, k, s, p);
     size_t P = (size_t)oh * ow, NP = (size_t)n * P, K = (size_t)c * k * k;
     float *col = work, *dycol = work + K * NP;
     for (int i = 0; i < n; i++)
-        for (int o = 0; o < oc; o++)
-            memcpy(dycol + (size_t)o * NP + (size_t)i * P, dy + ((size_t)i * oc + o) * P,
-                   sizeof(float) * P);
-    if (db)
         for (int o = 0; o < oc; o++) {
-            const float *r = dycol + (size_t)o * NP;
-            float acc = 0.0f;
-            for (size_t q = 0; q < NP; q++)
-                acc += r[q];
-            db[o] += acc;
+            float *dst = dycol + (size_t)o * NP + (size_t)i * P;
+            const float *src = dy + ((size_t)i * oc + o) * P;
+            for (size_t q = 0; q < P; q++)
+                dst[q] = src[q];
         }
+    if (db)
+        for (int o = 0; o < oc; o++)
+            db[o] += fg_sum8(dycol + (size_t)o * NP, NP);
     if (dw) {
-        im2col(x, n, c, h, w, k, s, p, oh, ow, col);
-        fg_gemm(0, 1, oc, (int)K, (int)NP, 1.0f, dycol, col, 1.0f, dw);
+        if (!col_keep) im2col(x, n, c, h, w, k, s, p, oh, ow, col);
+        fg_gemm(0, 1, oc, (int)K, (int)NP, 1.0f, dycol, col_keep ? col_keep : col, 1.0f, dw);
     }
     if (dx) {
-        /* col is free again once dW is taken: reuse it for dcol */
+        /* the col area of work is free once dW is taken: it holds dcol */
         fg_gemm(1, 0, (int)K, (int)NP, oc, 1.0f, weight, dycol, 0.0f, col);
         col2im(col, n, c, h, w, k, s, p, oh, ow, dx);
     }
@@ -170,7 +173,7 @@ void fg_conv2d_forward(const float *x, int n, int c, int h, int w, const float *
     size_t xs = (size_t)c * h * w, ys = (size_t)oc * out_dim(h, k, s, p) * out_dim(w, k, s, p);
     for (int i = 0; i < n; i += ch) {
         int m = n - i < ch ? n - i : ch;
-        forward_chunk(x + i * xs, m, c, h, w, weight, bias, oc, k, s, p, y + i * ys, work);
+        forward_chunk(x + i * xs, m, c, h, w, weight, bias, oc, k, s, p, y + i * ys, work, NULL);
     }
 }
 
@@ -183,7 +186,7 @@ void fg_conv2d_backward(const float *x, int n, int c, int h, int w, const float 
     for (int i = 0; i < n; i += ch) {
         int m = n - i < ch ? n - i : ch;
         backward_chunk(x + i * xs, m, c, h, w, weight, oc, k, s, p, dy + i * ys,
-                       dx ? dx + i * xs : NULL, dw, db, work);
+                       dx ? dx + i * xs : NULL, dw, db, work, NULL);
     }
 }
 
@@ -266,6 +269,17 @@ static size_t conv_work(const fg_layer *L, int n)
     return fg_conv2d_work_floats(n, s.c, s.h, s.w, L->out_c, L->k, L->stride, L->pad);
 }
 
+/* When the whole batch fits one chunk, the layer keeps its lowered input
+ * (im2col) from forward for backward's dW: one im2col per step instead of
+ * two, for at most CHUNK_FLOATS floats per layer. */
+static size_t conv_cache(const fg_layer *L, int n)
+{
+    fg_shape s = L->in_shape;
+    if (chunk_samples(n, s.c, s.h, s.w, L->out_c, L->k, L->stride, L->pad) < n) return 0;
+    return (size_t)s.c * L->k * L->k * (size_t)n * fg_shape_size(L->out) / (size_t)L->out_c *
+           sizeof(float);
+}
+
 static void conv_init(const fg_layer *L, float *w, float *b, float *state, fg_rng *rng)
 {
     /* kaiming_uniform(a = sqrt(5)) reduces to U(+-1/sqrt(fan_in)), as does the bias */
@@ -277,16 +291,24 @@ static void conv_init(const fg_layer *L, float *w, float *b, float *state, fg_rn
 static void conv_forward(const fg_layer_ctx *c)
 {
     const fg_layer *L = c->L;
-    fg_conv2d_forward(c->x0, c->n, c->s0.c, c->s0.h, c->s0.w, c->w, c->b, L->out_c, L->k, L->stride,
-                      L->pad, c->y, c->work);
+    if (c->cache)
+        forward_chunk(c->x0, c->n, c->s0.c, c->s0.h, c->s0.w, c->w, c->b, L->out_c, L->k, L->stride,
+                      L->pad, c->y, c->work, c->cache);
+    else
+        fg_conv2d_forward(c->x0, c->n, c->s0.c, c->s0.h, c->s0.w, c->w, c->b, L->out_c, L->k,
+                          L->stride, L->pad, c->y, c->work);
 }
 
 static void conv_backward(const fg_layer_ctx *c)
 {
     const fg_layer *L = c->L;
     if (c->dx0) fg_layer_dx_prepare(c->dx0, c->acc0, (size_t)c->n * fg_shape_size(c->s0));
-    fg_conv2d_backward(c->x0, c->n, c->s0.c, c->s0.h, c->s0.w, c->w, L->out_c, L->k, L->stride,
-                       L->pad, c->dy, c->dx0, c->dw, c->db, c->work);
+    if (c->cache)
+        backward_chunk(c->x0, c->n, c->s0.c, c->s0.h, c->s0.w, c->w, L->out_c, L->k, L->stride,
+                       L->pad, c->dy, c->dx0, c->dw, c->db, c->work, c->cache);
+    else
+        fg_conv2d_backward(c->x0, c->n, c->s0.c, c->s0.h, c->s0.w, c->w, L->out_c, L->k, L->stride,
+                           L->pad, c->dy, c->dx0, c->dw, c->db, c->work);
 }
 
 static void conv_describe(const fg_layer *L, char *buf, size_t size)
@@ -302,6 +324,7 @@ const fg_layer_ops fg_layer_ops_CONV = {
     .n_in = 1,
     .defaults = conv_defaults,
     .infer = conv_infer,
+    .cache_bytes = conv_cache,
     .work_floats = conv_work,
     .init = conv_init,
     .forward = conv_forward,

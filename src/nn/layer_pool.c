@@ -73,13 +73,13 @@ static void maxpool_forward(const fg_layer_ctx *c)
                 if (x1 > w) x1 = w;
                 int best = y0 * w + x0;
                 float bv = x[best];
+                /* branch-free: which element wins is data, not control flow */
                 for (int yy = y0; yy < y1; yy++)
                     for (int xx = x0; xx < x1; xx++) {
                         float v = x[yy * w + xx];
-                        if (v > bv) {
-                            bv = v;
-                            best = yy * w + xx;
-                        }
+                        int win = v > bv;
+                        bv = win ? v : bv;
+                        best = win ? yy * w + xx : best;
                     }
                 y[oy * ow + ox] = bv;
                 ix[oy * ow + ox] = best;
@@ -209,10 +209,7 @@ static void gap_forward(const fg_layer_ctx *c)
     float inv = 1.0f / (float)HW;
     for (size_t pl = 0; pl < planes; pl++) {
         const float *x = c->x0 + pl * HW;
-        float acc = 0.0f;
-        for (size_t q = 0; q < HW; q++)
-            acc += x[q];
-        c->y[pl] = acc * inv;
+        c->y[pl] = fg_sum8(x, HW) * inv;
     }
 }
 

@@ -50,6 +50,9 @@ float fg_train_epoch(fg_model *m, fg_optim *o, const float *x, const int *y, int
     fg_model_reserve(m, bs);
     fg_model_set_mode(m, FG_MODE_TRAIN);
     fg_model_set_rng(m, rng);
+    /* Nothing here reads dLoss/dinput: skipping it saves the first layer's
+     * input-gradient pass (a third of an MLP's backward). */
+    fg_model_set_input_grad(m, 0);
     const float lr = fg_sched_lr(r, epoch);
 
     for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
@@ -77,6 +80,7 @@ float fg_train_epoch(fg_model *m, fg_optim *o, const float *x, const int *y, int
     }
 
 cleanup:
+    fg_model_set_input_grad(m, 1); /* the default, which attacks and attributions need */
     free(idx);
     free(by);
     free(bx);

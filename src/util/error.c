@@ -22,10 +22,13 @@ const char *fg_strerror(int status)
 
 int fg_err(int status, const char *fmt, ...)
 {
+    /* format into a local buffer first: callers may pass fg_errmsg() as an argument */
+    char line[sizeof err_line];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_line, sizeof err_line, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    memcpy(err_line, line, sizeof line);
     return status;
 }
 

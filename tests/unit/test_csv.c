@@ -186,3 +186,21 @@ Test(csv, standardize_fitted_on_train_only)
     cr_assert_float_eq(tx2[0], -1.0f, 1e-6);
     cr_assert_float_eq(tx2[3], 1.0f, 1e-6);
 }
+
+Test(csv, crlf_and_no_final_newline)
+{
+    write_text("y,\"a\"\r\n1,\"2\"\r\n0,3");
+    fg_csv_spec s = {.label_col = "y"};
+    fg_dataset d;
+    cr_assert_eq(fg_csv_load(path, &s, &d, NULL), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(d.n, 2);
+    cr_assert_float_eq(d.x[0], 2.0f, 0);
+    cr_assert_float_eq(d.x[1], 3.0f, 0);
+    fg_dataset_free(&d);
+    write_text("");
+    cr_assert_neq(fg_csv_load(path, &s, &d, NULL), FG_OK);
+    cr_assert_not_null(strstr(fg_errmsg(), ":1: empty file"), "%s", fg_errmsg());
+    write_text("y,a\n1,\"2\"x\n");
+    cr_assert_neq(fg_csv_load(path, &s, &d, NULL), FG_OK);
+    cr_assert_not_null(strstr(fg_errmsg(), ":2: unexpected character 'x'"), "%s", fg_errmsg());
+}

@@ -176,3 +176,55 @@ Test(toy, neurecover_is_unadaptable_without_history)
     cr_assert(strstr(reason, "history") != NULL, "%s", reason);
     fg_model_free(f0);
 }
+
+Test(toy, apricot_repairs_with_validation_gate)
+{
+    fg_dataset tr, rep, test;
+    toy_data(60, 31, &tr);
+    toy_data(40, 32, &rep);
+    toy_data(40, 33, &test);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    const fg_fix_approach *a = fg_fix_find("AP");
+    cr_assert_not_null(a);
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 1, pv);
+    pv[fg_fix_param_index(a, "batch")] = 16;
+    pv[fg_fix_param_index(a, "reduced_epochs")] = 5;
+    pv[fg_fix_param_index(a, "subset")] = 0.5;
+    pv[fg_fix_param_index(a, "retrain_batches")] = 10;
+    pv[fg_fix_param_index(a, "lr")] = 0.05;
+    fg_fix_subject subj = {.name = "toy", .n_classes = 3};
+    fg_rng rng;
+    fg_rng_seed(&rng, 17);
+    fg_fix_ctx ctx = {.f0 = f0, .subject = &subj, .train = &tr, .valid = &rep, .repair = &rep,
+                      .rng = &rng, .params = pv, .preset_cpu = 1};
+    fg_fix_result res = {0};
+    cr_assert_eq(a->run(&ctx, &res), FG_OK, "%s", fg_errmsg());
+    double acc0 = toy_accuracy(f0, &test), acc1 = toy_accuracy(res.f1, &test);
+    cr_assert_gt(acc1, acc0, "AP: %g -> %g (%s)", acc0, acc1, res.note);
+    /* the validation gate: f1 is never worse than f0 on the validation split */
+    cr_assert_geq(toy_accuracy(res.f1, &rep), toy_accuracy(f0, &rep));
+    cr_assert(strstr(res.variant, "cpu;sign=+1;both") != NULL, "%s", res.variant);
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&tr), fg_dataset_free(&rep), fg_dataset_free(&test);
+}
+
+Test(toy, finetune_repairs_and_counts_changes)
+{
+    fg_dataset rep, test;
+    toy_data(60, 41, &rep);
+    toy_data(40, 42, &test);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    fg_fix_result res;
+    cr_assert_eq(toy_run("finetune", 0, f0, NULL, 0, &rep, 5, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_gt(toy_accuracy(res.f1, &test), toy_accuracy(f0, &test));
+    const float *a = fg_model_params_c(f0), *b = fg_model_params_c(res.f1);
+    long changed = 0;
+    for (size_t i = 0; i < fg_model_n_params(f0); i++) changed += a[i] != b[i];
+    cr_assert_eq(changed, res.weights_changed);
+    cr_assert_gt(changed, 0);
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&rep), fg_dataset_free(&test);
+}

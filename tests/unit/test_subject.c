@@ -71,6 +71,29 @@ Test(subject, every_subject_file_loads)
             cr_assert_neq(hashes[i], hashes[j]);
 }
 
+Test(subject, names_lists_the_folder_sorted)
+{
+    char(*names)[FG_SUBJECT_STR];
+    int n;
+    cr_assert_eq(fg_subject_names(&names, &n), FG_OK, "%s", fg_errmsg());
+    const char *want[] = {"cifar10-vgg16", "cifar10s-resnet18", "fmnist-lenet5", "fmnist-s-resnet",
+                          "fmnist-vgg",    "income-mlp",        "mnist-lenet5",  "tiny"};
+    /* more subjects may come: each of these is listed, and the list is sorted */
+    for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+        int found = 0;
+        for (int i = 0; i < n; i++)
+            found |= strcmp(names[i], want[w]) == 0;
+        cr_assert(found, "%s not listed", want[w]);
+    }
+    for (int i = 1; i < n; i++)
+        cr_assert_lt(strcmp(names[i - 1], names[i]), 0);
+    free(names);
+    setenv("FIXGRID_HOME", dir, 1); /* a repo without subjects */
+    cr_assert_neq(fg_subject_names(&names, &n), FG_OK);
+    cr_assert_not_null(strstr(fg_errmsg(), "/experiments/subjects: cannot open"), "%s",
+                       fg_errmsg());
+}
+
 Test(subject, study_values)
 {
     fg_subject s;
@@ -257,6 +280,13 @@ Test(subject, generated_idx_subject_with_colour_skew)
     cr_assert_eq(gray, 20);
     for (int i = 0; i < FG_SPLIT_COUNT; i++)
         fg_dataset_free(&d[i]);
+    /* sizes beyond the pool: the error names the subject and the pool */
+    write_idx("si", "sl", 40);
+    cr_assert_eq(fg_subject_data(&s, d), FG_ERR_ARG);
+    cr_assert_str_eq(fg_errmsg(),
+                     "subject t: test pool: split: parts need 50 rows, the pool has 40");
+    for (int i = 0; i < FG_SPLIT_COUNT; i++)
+        cr_assert_null(d[i].x);
 }
 
 Test(subject, generated_csv_subject_with_fractions)
@@ -373,4 +403,48 @@ Test(subject, tiny_loads_from_installed_fashion_mnist, .timeout = 60)
     cr_assert_leq(same, 2, "%d valid images also in train", same);
     for (int i = 0; i < FG_SPLIT_COUNT; i++)
         fg_dataset_free(&d[i]);
+}
+
+/* The input line of models/ARCH.desc; 0 when the zoo has no such file yet. */
+static int zoo_input(const char *arch, int *c, int *h, int *w)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/models/%s.desc", FG_SOURCE_DIR, arch);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[512];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = sscanf(line, " input c=%d h=%d w=%d", c, h, w) == 3;
+    fclose(f);
+    cr_assert(found, "%s: no input line", path);
+    return 1;
+}
+
+Test(subject, image_subjects_match_their_zoo_input)
+{
+    /* The shape each image subject's data has (channels after colour
+     * rendering), against the input node of its architecture. */
+    static const struct {
+        const char *name;
+        int c, h, w;
+    } want[] = {
+        {"fmnist-lenet5", 1, 28, 28},     {"fmnist-vgg", 1, 28, 28},
+        {"fmnist-s-resnet", 3, 28, 28},   {"tiny", 1, 28, 28},
+        {"mnist-lenet5", 1, 28, 28},      {"cifar10-vgg16", 3, 32, 32},
+        {"cifar10s-resnet18", 3, 32, 32},
+    };
+    int checked = 0;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        fg_subject s;
+        cr_assert_eq(fg_subject_load(want[i].name, &s), FG_OK, "%s", fg_errmsg());
+        int c, h, w;
+        if (!zoo_input(s.arch, &c, &h, &w)) continue; /* arch not in the zoo yet */
+        cr_assert(c == want[i].c && h == want[i].h && w == want[i].w,
+                  "%s: arch %s takes %dx%dx%d, data is %dx%dx%d", want[i].name, s.arch, c, h, w,
+                  want[i].c, want[i].h, want[i].w);
+        if (s.n_norm) cr_assert_eq(s.n_norm, c, "%s: mean/std per channel", want[i].name);
+        checked++;
+    }
+    cr_assert_geq(checked, 6);
 }

@@ -1,6 +1,6 @@
 /* The model zoo: every entry parses, has the parameter count worked out by
  * hand (and by PyTorch: bench/bench_torch.py --count builds the same .desc
- * files as torch modules), produces 10 logits, and unknown names fail with
+ * files as torch modules), produces its subject's logits, and unknown names fail with
  * the list of known ones.
  */
 #include "fixgrid/zoo.h"
@@ -13,6 +13,7 @@ typedef struct {
     const char *name;
     size_t params, state;
     int c, h, w;
+    int classes;
 } zoo_expect;
 
 /* Hand counts (weights + biases; BN: gamma + beta as params, running mean +
@@ -26,11 +27,19 @@ typedef struct {
  *  resnet18 (CIFAR): 11,173,962, BN channels 4800 -> state 9,600.
  *  resnet-small: stem 432+32; block1 2*(2304+32); block2 4608+64 + 9216+64 +
  *          512+64; block3 18432+128 + 36864+128 + 2048+128; fc 650 -> 78,042;
- *          BN channels 336 -> state 672. */
+ *          BN channels 336 -> state 672.
+ *  income-mlp: 75*64+64 = 4864, 64*32+32 = 2080, 32*2+2 = 66 -> 7,010 (2 classes).
+ *  tiny: conv1 4*1*25+4 = 104, fc1 (4*6*6)*32+32 = 4640, fc2 32*10+10 = 330
+ *          -> 5,074. */
 static const zoo_expect expect[] = {
-    {"lenet5", 29450, 0, 1, 28, 28},         {"mlp", 235146, 0, 1, 28, 28},
-    {"resnet-small", 78042, 672, 3, 28, 28}, {"resnet18", 11173962, 9600, 3, 32, 32},
-    {"vgg-small", 468202, 384, 1, 28, 28},   {"vgg16", 14728266, 8448, 3, 32, 32},
+    {"income-mlp", 7010, 0, 75, 1, 1, 2},
+    {"lenet5", 29450, 0, 1, 28, 28, 10},
+    {"mlp", 235146, 0, 1, 28, 28, 10},
+    {"resnet-small", 78042, 672, 3, 28, 28, 10},
+    {"resnet18", 11173962, 9600, 3, 32, 32, 10},
+    {"tiny", 5074, 0, 1, 28, 28, 10},
+    {"vgg-small", 468202, 384, 1, 28, 28, 10},
+    {"vgg16", 14728266, 8448, 3, 32, 32, 10},
 };
 #define N_EXPECT (int)(sizeof expect / sizeof expect[0])
 
@@ -59,9 +68,10 @@ Test(zoo, entries_parse_with_the_hand_computed_sizes)
         fg_shape in = fg_model_input_shape(m);
         cr_expect(in.c == expect[i].c && in.h == expect[i].h && in.w == expect[i].w,
                   "%s: input %dx%dx%d", expect[i].name, in.c, in.h, in.w);
-        cr_expect_eq(fg_model_n_classes(m), 10, "%s", expect[i].name);
+        int k = expect[i].classes;
+        cr_expect_eq(fg_model_n_classes(m), k, "%s", expect[i].name);
         fg_shape out = fg_model_node(m, fg_model_output(m))->out;
-        cr_expect(out.c == 10 && out.h == 1 && out.w == 1, "%s: output %dx%dx%d", expect[i].name,
+        cr_expect(out.c == k && out.h == 1 && out.w == 1, "%s: output %dx%dx%d", expect[i].name,
                   out.c, out.h, out.w);
         fg_model_free(m);
     }

@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "fixgrid/subject.h"
+
 /* ---- the schema table ---- */
 typedef enum {
     T_STR,
@@ -58,7 +60,8 @@ static const char *const parent_prefix[P_COUNT] = {
 
 #define FG_EXP_KEY_LIST(X)                                                                         \
     X(NAME)                                                                                        \
-    X(OUTPUT) X(STORE) X(SUBJECTS_DIR) X(PRESET) X(SEEDS) X(SUBJECTS) X(APPROACHES) X(AP_APPROACH) \
+    X(OUTPUT)                                                                                      \
+    X(STORE) X(SUBJECTS_DIR) X(PRESET) X(SEEDS) X(SUBJECTS) X(APPROACHES) X(AP_APPROACH)           \
         X(AP_PRESET) X(AP_PARAMS) X(LIMITS) X(LIM_TIME) X(LIM_MEM) X(ROB) X(ROB_ENABLED)           \
             X(ROB_POOL) X(ROB_POOL_SEED) X(ENSEMBLES)
 typedef enum {
@@ -437,6 +440,17 @@ static int parse_subjects(ctx *c, fg_experiment *e, yaml_node_t *n)
             free(file);
             return rc;
         }
+        /* check the definition now: a typo there should stop the grid before
+         * it starts, not fail every job of the subject */
+        fg_subject def;
+        if (fg_subject_load(file, &def) != FG_OK) {
+            char msg[900];
+            snprintf(msg, sizeof msg, "%s", fg_errmsg());
+            rc = perr(c, it, FG_ERR_ARG, "subject '%s' is invalid: %s", name, msg);
+            free(file);
+            free(data);
+            return rc;
+        }
         fg_exp_subject *sj = &e->subjects[e->n_subjects++];
         sj->name = fg_xstrdup(name);
         sj->path = file;
@@ -608,7 +622,6 @@ static char *default_name(const char *path)
     if (dot && (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml"))) *dot = 0;
     return s;
 }
-
 
 static int load_document(ctx *c, fg_experiment *e)
 {

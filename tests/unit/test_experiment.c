@@ -43,6 +43,8 @@ static const bad_case bad_cases[] = {
     {"bad-missing.yaml", 1, 1, FG_ERR_ARG, "missing required key 'subjects'"},
     {"bad-name.yaml", 1, 7, FG_ERR_ARG, "name: 'my experiment' is not valid (1-64 letters"},
     {"bad-subject.yaml", 3, 18, FG_ERR_ARG, "unknown subject 'cifar100-nope': no file "},
+    {"bad-subject-def.yaml", 5, 5, FG_ERR_ARG,
+     "subject 'broken' is invalid: "}, /* then the subject module's FILE:LINE:COLUMN */
     {"bad-approach.yaml", 6, 15, FG_ERR_ARG, "unknown approach 'arachnid' (known: noop"},
     {"bad-approach-type.yaml", 5, 5, FG_ERR_ARG,
      "approaches[]: expected a mapping (approach: NAME ...) or a name, got a list"},
@@ -58,6 +60,9 @@ static const bad_case bad_cases[] = {
 Test(experiment, malformed_fixtures_report_file_line_column, .fini = toy_cleanup)
 {
     const char *home = toy_home();
+    char broken[256];
+    snprintf(broken, sizeof broken, "%s/experiments/subjects/broken.yaml", home);
+    toy_write(broken, "name: broken\nrole: none\nepochz: 3\n");
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
         const bad_case *b = &bad_cases[i];
         char path[512], prefix[600];

@@ -123,9 +123,7 @@ Test(jobs, subject_content_changes_its_jobs, .init = setup, .fini = toy_cleanup)
     fg_job *ja;
     int na;
     cr_assert_eq(fg_experiment_jobs(a, &ja, &na), FG_OK);
-    char p[256];
-    snprintf(p, sizeof p, "%s/experiments/subjects/vgg.yaml", home);
-    toy_write(p, "name: vgg\nmodel: vgg-bn\nepochs: 3\nsplits: {train: 1000}\n");
+    toy_subject(home, "vgg", "vgg-small", 1000, 3);
     fg_experiment *c = load_text("c", BASE);
     fg_job *jc;
     int nc;

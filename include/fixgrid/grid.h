@@ -27,7 +27,8 @@
 typedef struct fg_experiment fg_experiment;
 
 /* Parse and validate; unknown keys, wrong types, out-of-range values,
- * duplicate keys and unknown approaches, parameters or subjects are errors:
+ * duplicate keys, unknown approaches, parameters or subjects and subject
+ * definitions that fg_subject_load rejects are errors:
  * FG_ERR_FORMAT for a malformed YAML document, FG_ERR_ARG for a document that
  * breaks the schema, FG_ERR_IO/FG_ERR_NOTFOUND for a missing file; the message
  * reads "FILE:LINE:COLUMN: message" (1-based). The schema is documented in

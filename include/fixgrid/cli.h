@@ -7,10 +7,12 @@
 /* X(name, function, one-line help) */
 #define FG_CLI_LIST(X)                                                                             \
     X("eval", fg_cmd_eval, "evaluate fixed models against their original on a subject's test split") \
+    X("list", fg_cmd_list, "list approaches (with parameter defaults), subjects and models") \
     X("prepare", fg_cmd_prepare, "train and store subjects' original models (and calibrate epsilon)") \
     X("train", fg_cmd_train, "train a zoo model on a dataset and print its test accuracy")
 
 int fg_cmd_eval(int argc, char **argv);
+int fg_cmd_list(int argc, char **argv);
 int fg_cmd_prepare(int argc, char **argv);
 int fg_cmd_train(int argc, char **argv);
 

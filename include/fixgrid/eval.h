@@ -174,9 +174,12 @@ void fg_pgd_start(const fg_pgd_cfg *cfg, const float *x0, size_t len, fg_rng *rn
  * the soft-voting ensemble of n_models models (L = -log of the averaged
  * softmax probability of the label, differentiated through every member).
  * The models run in EVAL mode with every node frozen (no parameter gradients
- * are computed); the mode and frozen flags are restored on return, the
- * gradient buffers are left untouched, activations are overwritten, and the
- * models are reserved for cfg->batch samples.
+ * are computed) and input gradients on (fg_model_set_input_grad, left on:
+ * it is nn's default); their activation pattern must be FG_PATTERN_OFF
+ * (nn's default; an approach that records one turns it off again). The mode
+ * and frozen flags are restored on return, the gradient buffers are left
+ * untouched, activations are overwritten, and the models are reserved for
+ * cfg->batch samples.
  *
  * fg_pgd_run: cfg->steps PGD steps from the start x (n x input size, from
  * fg_pgd_start or a fixture), in place; x0 is the clean input the ball is
@@ -206,8 +209,10 @@ int fg_eval_asr(fg_model *const *models, int n_models, const fg_pgd_cfg *cfg, co
  * fixed model with PGD(eps, foolbox defaults, `batch` samples per pass),
  * each from its own random start drawn from rng in that order. Fills *out and
  * asr_fixed[0..n_fixed); ⇑ASR_i = fg_eval_up_asr(out->asr0, asr_fixed[i]).
- * An empty pool gives ASR 0 everywhere (out->n_pool says so). pool_idx
- * (optional, capacity min(n, max_draw)) receives the pool's test indices. */
+ * An empty pool gives ASR 0 everywhere (out->n_pool says so); asr_fixed may
+ * be NULL when n_fixed is 0 (calibrating epsilon on f0 alone).
+ * fg_eval_robustness_pool also writes the pool's test indices into pool_idx
+ * (optional, capacity min(n, max_draw)). */
 typedef struct {
     int n_qualified; /* test inputs every model classifies correctly */
     int n_pool;      /* attacked: min(n_qualified, max_draw) */
@@ -216,7 +221,11 @@ typedef struct {
 } fg_eval_robust;
 int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
                        const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
-                       fg_eval_robust *out, double *asr_fixed, int *pool_idx);
+                       fg_eval_robust *out, double *asr_fixed);
+/* The same, also writing the pool's indices. */
+int fg_eval_robustness_pool(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
+                            const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
+                            fg_eval_robust *out, double *asr_fixed, int *pool_idx);
 
 /* mean([pred_i != y_i]) x 100, the ASR of any prediction rule on adversarial
  * inputs (used for the ensembles that are not differentiable). */

@@ -31,7 +31,7 @@ static double valid_asr(fg_model *f0, const fg_dataset *v, float eps)
     fg_rng rng;
     fg_rng_seed_key(&rng, 1, "calibrate");
     fg_eval_robust out;
-    if (fg_eval_robustness(f0, NULL, 0, v->x, v->y, v->n, eps, 500, 256, &rng, &out, NULL, NULL)) return -1;
+    if (fg_eval_robustness(f0, NULL, 0, v->x, v->y, v->n, eps, 500, 256, &rng, &out, NULL)) return -1;
     return out.asr0;
 }
 

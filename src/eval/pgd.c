@@ -98,6 +98,7 @@ static void enter_attack(fg_model *const *models, int n_models, int batch, saved
             fg_model_set_frozen(m, j, 1); /* no parameter gradients: half the work */
         }
         fg_model_set_mode(m, FG_MODE_EVAL);
+        fg_model_set_input_grad(m, 1); /* training may have switched it off */
         fg_model_reserve(m, batch);
     }
 }
@@ -291,7 +292,15 @@ cleanup:
 
 int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
                        const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
-                       fg_eval_robust *out, double *asr_fixed, int *pool_idx)
+                       fg_eval_robust *out, double *asr_fixed)
+{
+    return fg_eval_robustness_pool(f0, fixed, n_fixed, x, y, n, eps, max_draw, batch, rng, out,
+                                   asr_fixed, NULL);
+}
+
+int fg_eval_robustness_pool(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
+                            const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
+                            fg_eval_robust *out, double *asr_fixed, int *pool_idx)
 {
     memset(out, 0, sizeof *out);
     if (n_fixed < 0 || n < 0 || batch < 1)

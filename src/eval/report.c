@@ -75,8 +75,8 @@ int fg_eval_models(fg_model *f0, fg_model *const *fixed, int n_fixed, const fg_d
         fg_rng_seed_key(&rng, opts->seed, "asr-pool");
         fg_eval_robust rob;
         double *asr = fg_xcalloc((size_t)n_ok + 1, sizeof *asr);
-        status = fg_eval_robustness(f0, ok, n_ok, test->x, test->y, n, opts->eps, opts->pool,
-                                    opts->batch, &rng, &rob, asr, pool_idx);
+        status = fg_eval_robustness_pool(f0, ok, n_ok, test->x, test->y, n, opts->eps, opts->pool,
+                                         opts->batch, &rng, &rob, asr, pool_idx);
         if (!status && rob.n_pool > 0)
             for (int i = -1; i < n_ok; i++) {
                 fg_eval_row *r = &rows[i < 0 ? 0 : row_of[i]];

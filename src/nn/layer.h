@@ -145,7 +145,7 @@ struct fg_model {
     fg_mode mode;
     fg_pattern pattern;
     fg_rng *rng;
-    int input_grad; /* 1: backward computes the gradient at the input node */
+    int input_grad; /* 1 on, 0 off, -1 auto: backward computes the input gradient */
 
     /* run-time buffers, sized by fg_model_reserve for max_batch samples */
     int max_batch;
@@ -154,7 +154,7 @@ struct fg_model {
     float **act, **grad;
     void **cache, **pat;
     float *work;
-    unsigned char *written; /* backward: grad[i] holds a value */
+    unsigned char *written; /* grad[i] holds node i's gradient from the last backward */
     unsigned char *live;    /* backward: node i lies on a path to the start node */
 };
 

@@ -108,9 +108,12 @@ typedef struct {
  * Order: prepare jobs, then for each (approach, subject) its fix jobs (seed
  * order) followed by its robustness job (when robustness is enabled).
  * Keys hash the job's definition only (kind, approach name, preset, resolved
- * parameters, subject name and file content, seed, FG_VERSION; robustness
- * also the sorted seeds and pool settings): reordering the file or changing
- * the output directory keeps them, changing a parameter changes them.
+ * parameters, subject name and fg_subject_hash of its definition, seed,
+ * FG_VERSION; robustness also the subject's epsilon, the sorted seeds and the
+ * pool settings): reordering the file, changing the output directory, moving
+ * the data or editing comments keeps them; changing a parameter, the data
+ * definition or the recipe changes them; calibrating epsilon changes only
+ * the robustness keys.
  * Cost model (arbitrary units, documented in jobs.c and experiments/README.md). */
 int fg_experiment_jobs(const fg_experiment *e, fg_job **jobs, int *n_jobs);
 /* Index of the job with this key, or -1. */

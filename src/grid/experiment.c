@@ -61,9 +61,10 @@ static const char *const parent_prefix[P_COUNT] = {
 #define FG_EXP_KEY_LIST(X)                                                                         \
     X(NAME)                                                                                        \
     X(OUTPUT)                                                                                      \
-    X(STORE) X(SUBJECTS_DIR) X(PRESET) X(SEEDS) X(SUBJECTS) X(APPROACHES) X(AP_APPROACH)           \
-        X(AP_PRESET) X(AP_PARAMS) X(LIMITS) X(LIM_TIME) X(LIM_MEM) X(ROB) X(ROB_ENABLED)           \
-            X(ROB_POOL) X(ROB_POOL_SEED) X(ENSEMBLES)
+    X(STORE)                                                                                       \
+    X(SUBJECTS_DIR) X(PRESET) X(SEEDS) X(SUBJECTS) X(APPROACHES) X(AP_APPROACH) X(AP_PRESET)       \
+        X(AP_PARAMS) X(LIMITS) X(LIM_TIME) X(LIM_MEM) X(ROB) X(ROB_ENABLED) X(ROB_POOL)            \
+            X(ROB_POOL_SEED) X(ENSEMBLES)
 typedef enum {
 #define FG_X(e) E_##e,
     FG_EXP_KEY_LIST(FG_X)
@@ -433,9 +434,7 @@ static int parse_subjects(ctx *c, fg_experiment *e, yaml_node_t *n)
         size_t len = strlen(e->subjects_dir) + strlen(name) + 8;
         char *file = fg_xmalloc(len);
         snprintf(file, len, "%s/%s.yaml", e->subjects_dir, name);
-        char *data = NULL;
-        size_t dlen = 0;
-        if (!fg_file_exists(file) || fg_file_read(file, &data, &dlen) != FG_OK) {
+        if (!fg_file_exists(file)) {
             rc = perr(c, it, FG_ERR_ARG, "unknown subject '%s': no file %s", name, file);
             free(file);
             return rc;
@@ -448,14 +447,13 @@ static int parse_subjects(ctx *c, fg_experiment *e, yaml_node_t *n)
             snprintf(msg, sizeof msg, "%s", fg_errmsg());
             rc = perr(c, it, FG_ERR_ARG, "subject '%s' is invalid: %s", name, msg);
             free(file);
-            free(data);
             return rc;
         }
         fg_exp_subject *sj = &e->subjects[e->n_subjects++];
         sj->name = fg_xstrdup(name);
         sj->path = file;
-        sj->hash = fg_hash64(data, dlen);
-        free(data);
+        sj->hash = fg_subject_hash(&def);
+        sj->epsilon = def.epsilon;
     }
     return FG_OK;
 }

@@ -16,7 +16,8 @@ typedef struct {
 typedef struct {
     char *name;
     char *path;    /* the subject's definition file */
-    uint64_t hash; /* hash of that file's content */
+    uint64_t hash; /* fg_subject_hash: data, splits, preprocessing, arch, recipe */
+    float epsilon; /* the attack radius (not in hash: it only changes robustness) */
 } fg_exp_subject;
 
 struct fg_experiment {

@@ -130,6 +130,7 @@ void fg_grid_key_robust(const fg_experiment *e, int approach, int subject, char 
     hash_head(&h, "robustness");
     hash_approach(&h, e, approach);
     hash_subject(&h, e, subject);
+    hash_double(&h, e->subjects[subject].epsilon);
     /* the pool depends on the set of fixed models, not on their order in the file */
     long *seeds = fg_xmalloc((size_t)e->n_seeds * sizeof *seeds);
     memcpy(seeds, e->seeds, (size_t)e->n_seeds * sizeof *seeds);

@@ -138,6 +138,43 @@ Test(jobs, subject_content_changes_its_jobs, .init = setup, .fini = toy_cleanup)
     fg_experiment_free(c);
 }
 
+/* Keys of BASE after rewriting the vgg subject; returns how many jobs changed
+ * and checks that only jobs whose label contains `must` did. */
+static int vgg_rewrite_changes(double eps, const char *root, const char *comment, const char *must)
+{
+    fg_experiment *a = load_text("a", BASE);
+    fg_job *ja;
+    int na;
+    cr_assert_eq(fg_experiment_jobs(a, &ja, &na), FG_OK);
+    toy_subject_ex(home, "vgg", "vgg-small", 1000, 2, eps, root, comment);
+    fg_experiment *c = load_text("c", BASE);
+    fg_job *jc;
+    int nc, changed = 0;
+    cr_assert_eq(fg_experiment_jobs(c, &jc, &nc), FG_OK);
+    for (int i = 0; i < na; i++) {
+        int differs = strcmp(ja[i].key, jc[i].key) != 0;
+        int allowed = must && strstr(ja[i].label, must) && strstr(ja[i].label, " vgg");
+        cr_expect(!differs || allowed, "%s changed", ja[i].label);
+        changed += differs;
+    }
+    free(ja);
+    free(jc);
+    fg_experiment_free(a);
+    fg_experiment_free(c);
+    return changed;
+}
+
+Test(jobs, data_location_and_comments_keep_keys, .init = setup, .fini = toy_cleanup)
+{
+    cr_expect_eq(vgg_rewrite_changes(0.1, "/elsewhere/data", "moved and commented", NULL), 0);
+}
+
+Test(jobs, epsilon_changes_only_robustness, .init = setup, .fini = toy_cleanup)
+{
+    /* calibrating epsilon re-runs the attacks, not the training or the fixing */
+    cr_expect_eq(vgg_rewrite_changes(0.05, "/nonexistent", "a test subject", "robustness "), 2);
+}
+
 Test(jobs, dependencies, .init = setup, .fini = toy_cleanup)
 {
     fg_experiment *a = load_text("a", BASE);

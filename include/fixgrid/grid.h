@@ -66,6 +66,8 @@ int fg_experiment_n_approaches(const fg_experiment *e);
 const fg_fix_approach *fg_experiment_approach(const fg_experiment *e, int i);
 int fg_experiment_preset_cpu(const fg_experiment *e, int i);
 const double *fg_experiment_params(const fg_experiment *e, int i);
+/* STRING parameters' text in schema order (NULL for the other types). */
+const char *const *fg_experiment_strings(const fg_experiment *e, int i);
 /* Subjects in file order; the path of the subject's definition file. */
 int fg_experiment_n_subjects(const fg_experiment *e);
 const char *fg_experiment_subject(const fg_experiment *e, int i);

@@ -281,6 +281,7 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
                       .n_history = n_hist,
                       .rng = &rng,
                       .params = ap->params,
+                      .strings = (const char *const *)ap->strings,
                       .preset_cpu = ap->preset_cpu,
                       .cancel = cancel};
     double t0 = fg_now();

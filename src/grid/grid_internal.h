@@ -11,6 +11,7 @@ typedef struct {
     const fg_fix_approach *fix;
     int preset_cpu;
     double params[FG_FIX_MAX_PARAMS];
+    char *strings[FG_FIX_MAX_PARAMS]; /* STRING parameters' text, NULL elsewhere */
 } fg_exp_approach;
 
 typedef struct {

@@ -96,7 +96,10 @@ static void hash_approach(fg_hash *h, const fg_experiment *e, int a)
     fg_hash_u64(h, (uint64_t)ap->fix->n_params);
     for (int i = 0; i < ap->fix->n_params; i++) {
         fg_hash_str(h, ap->fix->params[i].key);
-        hash_double(h, ap->params[i]);
+        if (ap->fix->params[i].type == FG_PARAM_STRING)
+            fg_hash_str(h, ap->strings[i] ? ap->strings[i] : "");
+        else
+            hash_double(h, ap->params[i]);
     }
 }
 

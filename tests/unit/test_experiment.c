@@ -54,6 +54,8 @@ static const bad_case bad_cases[] = {
      "approaches[].preset: 'gpu' is not one of published|cpu"},
     {"bad-param.yaml", 8, 7, FG_ERR_ARG,
      "approach 'toy' has no parameter 'stepz' (parameters: steps, rate, flag, mode)"},
+    {"bad-string-missing.yaml", 5, 15, FG_ERR_ARG,
+     "approach 'external' needs params: {command: ...} (shell command"},
     {"bad-param-value.yaml", 6, 21, FG_ERR_ARG, "toy.steps: 5000 is out of range [1, 1000]"},
 };
 
@@ -182,6 +184,21 @@ Test(experiment, subject_search_rules, .fini = cleanup_both)
         home);
     toy_write(path, rel);
     cr_assert_eq(fg_experiment_load(path, &e), FG_OK, "%s", fg_errmsg());
+    fg_experiment_free(e);
+}
+
+Test(experiment, string_parameter, .fini = toy_cleanup)
+{
+    const char *home = toy_home();
+    char path[256];
+    snprintf(path, sizeof path, "%s/experiments/ext.yaml", home);
+    toy_write(path, "seeds: [1]\nsubjects: [tiny]\napproaches:\n"
+                    "  - approach: external\n    params: {command: 'python3 fix.py --x 1'}\n");
+    fg_experiment *e = NULL;
+    cr_assert_eq(fg_experiment_load(path, &e), FG_OK, "%s", fg_errmsg());
+    int idx = fg_fix_param_index(fg_experiment_approach(e, 0), "command");
+    cr_assert_geq(idx, 0);
+    cr_expect_str_eq(fg_experiment_strings(e, 0)[idx], "python3 fix.py --x 1");
     fg_experiment_free(e);
 }
 

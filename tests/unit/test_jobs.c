@@ -110,6 +110,26 @@ Test(jobs, parameter_change_changes_only_that_approach, .init = setup, .fini = t
     free(t);
 }
 
+Test(jobs, string_parameter_in_the_key, .init = setup, .fini = toy_cleanup)
+{
+    fg_experiment *a = load_text(
+        "a", "seeds: [1]\nsubjects: [tiny]\napproaches:\n  - {approach: external, params: "
+             "{command: 'fix-a'}}\n");
+    fg_experiment *b = load_text(
+        "b", "seeds: [1]\nsubjects: [tiny]\napproaches:\n  - {approach: external, params: "
+             "{command: 'fix-b'}}\n");
+    fg_job *ja, *jb;
+    int na, nb;
+    cr_assert_eq(fg_experiment_jobs(a, &ja, &na), FG_OK);
+    cr_assert_eq(fg_experiment_jobs(b, &jb, &nb), FG_OK);
+    cr_expect_str_eq(ja[0].key, jb[0].key, "prepare unchanged");
+    cr_expect_str_neq(ja[1].key, jb[1].key, "another command, another fix job");
+    free(ja);
+    free(jb);
+    fg_experiment_free(a);
+    fg_experiment_free(b);
+}
+
 Test(jobs, preset_change_changes_keys, .init = setup, .fini = toy_cleanup)
 {
     char buf[512];

@@ -40,6 +40,10 @@ int fg_data_read_file(const char *path, unsigned char **data, size_t *len);
  * c = 1, n_classes = largest label + 1, no groups. Errors: wrong magic,
  * truncated header or data, images/labels count mismatch (with offsets). */
 int fg_idx_load(const char *images_path, const char *labels_path, fg_dataset *out);
+/* Write float32 IDX (type 0x0D; big-endian, as the format prescribes): dims[0..ndim). */
+int fg_idx_write_f32(const char *path, int ndim, const int *dims, const float *data);
+/* Write unsigned-byte IDX (type 0x08, one dimension): labels or group ids in [0, 255]. */
+int fg_idx_write_u8(const char *path, int n, const int *values);
 /* CIFAR-10 binary batches (each record: 1 label byte + 3072 pixel bytes).
  * Pixels scaled to [0,1]; no standardisation (see fg_dataset_standardize). */
 int fg_cifar_load(const char *const *paths, int n_paths, fg_dataset *out);

@@ -21,6 +21,7 @@
 #ifndef FIXGRID_EVAL_H
 #define FIXGRID_EVAL_H
 
+#include "fixgrid/data.h"
 #include "fixgrid/nn.h"
 #include "fixgrid/util.h"
 
@@ -173,9 +174,12 @@ void fg_pgd_start(const fg_pgd_cfg *cfg, const float *x0, size_t len, fg_rng *rn
  * the soft-voting ensemble of n_models models (L = -log of the averaged
  * softmax probability of the label, differentiated through every member).
  * The models run in EVAL mode with every node frozen (no parameter gradients
- * are computed); the mode and frozen flags are restored on return, the
- * gradient buffers are left untouched, activations are overwritten, and the
- * models are reserved for cfg->batch samples.
+ * are computed) and input gradients on (fg_model_set_input_grad, left on:
+ * it is nn's default); their activation pattern must be FG_PATTERN_OFF
+ * (nn's default; an approach that records one turns it off again). The mode
+ * and frozen flags are restored on return, the gradient buffers are left
+ * untouched, activations are overwritten, and the models are reserved for
+ * cfg->batch samples.
  *
  * fg_pgd_run: cfg->steps PGD steps from the start x (n x input size, from
  * fg_pgd_start or a fixture), in place; x0 is the clean input the ball is
@@ -197,14 +201,18 @@ int fg_eval_target_predict(fg_model *const *models, int n_models, const float *x
  * (n x input size) are optional outputs. */
 int fg_eval_asr(fg_model *const *models, int n_models, const fg_pgd_cfg *cfg, const float *x0,
                 const int *y, int n, fg_rng *rng, double *asr, int *success, float *x_adv);
+
 /* The robustness evaluation of one (approach, subject), as the study runs it:
  * predict the test split (x: n inputs, y: labels) with f0 and the n_fixed
  * fixed models; draw the pool (fg_eval_pool, up to max_draw, from rng); set
  * the bounds to the (min, max) of the pool's inputs; attack f0 and then each
- * fixed model with PGD(eps, foolbox defaults, cfg_batch samples per pass),
+ * fixed model with PGD(eps, foolbox defaults, `batch` samples per pass),
  * each from its own random start drawn from rng in that order. Fills *out and
  * asr_fixed[0..n_fixed); ⇑ASR_i = fg_eval_up_asr(out->asr0, asr_fixed[i]).
- * An empty pool gives ASR 0 everywhere (out->n_pool says so). */
+ * An empty pool gives ASR 0 everywhere (out->n_pool says so); asr_fixed may
+ * be NULL when n_fixed is 0 (calibrating epsilon on f0 alone).
+ * fg_eval_robustness_pool also writes the pool's test indices into pool_idx
+ * (optional, capacity min(n, max_draw)). */
 typedef struct {
     int n_qualified; /* test inputs every model classifies correctly */
     int n_pool;      /* attacked: min(n_qualified, max_draw) */
@@ -214,6 +222,10 @@ typedef struct {
 int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
                        const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
                        fg_eval_robust *out, double *asr_fixed);
+/* The same, also writing the pool's indices. */
+int fg_eval_robustness_pool(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
+                            const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
+                            fg_eval_robust *out, double *asr_fixed, int *pool_idx);
 
 /* mean([pred_i != y_i]) x 100, the ASR of any prediction rule on adversarial
  * inputs (used for the ensembles that are not differentiable). */
@@ -247,7 +259,9 @@ int fg_ens_parse(const char *name, fg_ens_kind *out);
 typedef struct {
     float noise_sigma;  /* "up": Gaussian noise std in normalised input space (0.05) */
     int noise_samples;  /* "up": noisy copies per input (10) */
-    float dropout_p;    /* "ud": dropout rate before the last dense layer (0.5) */
+    float dropout_p;    /* "ud": dropout rate before the last dense layer (0.2: the
+                         * networks were not trained with dropout, so a low rate keeps
+                         * the MC mean near the plain output; FeaProtect's rate) */
     int dropout_passes; /* "ud": stochastic passes per input (10) */
     float t0, t1;       /* "us": temperatures of f0, f1 (fg_ens_fit_temperature; 1 = none) */
     int batch;          /* samples per forward (100) */
@@ -306,5 +320,49 @@ int fg_ens_asr(fg_ens_kind kind, fg_model *f0, fg_model *f1, const fg_ens_cfg *c
 
 /* Fit cfg->t0 and cfg->t1 on a (validation) split with labels y. */
 int fg_ens_fit(fg_model *f0, fg_model *f1, const float *x, const int *y, int n, fg_ens_cfg *cfg);
+
+/* ======================= one evaluation: f0 and its fixed models ======================= */
+
+/* What `fixgrid eval` and a job's result record need for one model. */
+typedef struct {
+    fg_outcome outcome;   /* OK or CORRUPTED (fg_eval_outcome) */
+    char why[160];        /* reason when CORRUPTED */
+    fg_eval_cmp cmp;      /* against f0; for f0 itself RR 0, NFR 0, BC 100 */
+    int has_aaod;         /* the split has two groups */
+    double aaod, up_aaod; /* ⇑AAOD against f0's AAOD */
+    int has_binary;       /* two groups and two classes: SPD, EOD, DI */
+    fg_eval_binfair bin;
+    int has_asr; /* opts.asr was set and the pool is not empty */
+    double asr, up_asr;
+} fg_eval_row;
+
+typedef struct {
+    int batch;      /* prediction and attack batch (default 256) */
+    int asr;        /* 1: run the robustness job (fg_eval_robustness); default 0 */
+    float eps;      /* attack radius (the subject's epsilon) */
+    int pool;       /* pool size to draw (default 500) */
+    uint64_t seed;  /* seeds the pool draw and random starts (default 1) */
+    int privileged; /* binary fairness: the privileged group id (default 0) */
+} fg_eval_opts;
+void fg_eval_opts_default(fg_eval_opts *o);
+
+/* Evaluate f0 and fixed[0..n_fixed) on a split (test->x must match the
+ * models' input shape; test->group may be NULL). rows[0] is f0 and rows[1 +
+ * i] fixed[i]. When preds is not NULL, preds[j] (n ints each, caller-owned)
+ * receive the predictions of model j in the same order. With opts->asr the
+ * robustness job runs on f0 and the fixed models that are not CORRUPTED (a
+ * broken model would only shrink the pool; its row gets no ASR), the pool
+ * drawn from an rng seeded with (opts->seed, "asr-pool"); *rb (may be NULL)
+ * receives the pool sizes and bounds, pool_idx (may be NULL, capacity
+ * min(n, opts->pool)) the pool's indices. */
+int fg_eval_models(fg_model *f0, fg_model *const *fixed, int n_fixed, const fg_dataset *test,
+                   const fg_eval_opts *opts, fg_eval_row *rows, fg_eval_robust *rb, int **preds,
+                   int *pool_idx);
+
+/* CSV with a header line: model,outcome,acc,up_acc,rr,nfr,bc,aaod,up_aaod,
+ * spd,eod,di,asr,up_asr,n_pool,why. Fields a row lacks are empty; names are
+ * quoted when they hold a comma or quote. */
+void fg_eval_csv_header(FILE *f);
+void fg_eval_csv_row(FILE *f, const char *name, const fg_eval_row *r, int n_pool);
 
 #endif

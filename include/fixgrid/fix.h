@@ -30,8 +30,17 @@ typedef enum {
 } fg_family;
 const char *fg_family_name(fg_family f);
 
-/* ---- parameter schema: every value is a double; enums store the choice index ---- */
-typedef enum { FG_PARAM_INT, FG_PARAM_FLOAT, FG_PARAM_BOOL, FG_PARAM_ENUM, FG_PARAM_TYPE_COUNT } fg_param_type;
+/* ---- parameter schema: every value is a double; enums store the choice index;
+ * STRING parameters (the `external` approach's command) travel as text in
+ * fg_fix_ctx.strings and their double value is unused ---- */
+typedef enum {
+    FG_PARAM_INT,
+    FG_PARAM_FLOAT,
+    FG_PARAM_BOOL,
+    FG_PARAM_ENUM,
+    FG_PARAM_STRING,
+    FG_PARAM_TYPE_COUNT
+} fg_param_type;
 typedef struct {
     const char *key;
     fg_param_type type;
@@ -64,6 +73,7 @@ typedef struct {
     int n_history;
     fg_rng *rng;                   /* seeded from (experiment seed, job key) */
     const double *params;          /* values in schema order (defaults/preset applied) */
+    const char *const *strings;    /* STRING values in schema order (NULL entries otherwise) */
     int preset_cpu;                /* 1: the `cpu` preset is active (name it in variant) */
     fg_fix_progress progress;
     void *progress_user;
@@ -100,7 +110,8 @@ int fg_fix_param_index(const fg_fix_approach *a, const char *key);
 void fg_fix_param_defaults(const fg_fix_approach *a, int preset_cpu, double *values);
 /* Check a value against the schema; on error returns FG_ERR_ARG with a message. */
 int fg_fix_param_check(const fg_fix_approach *a, int idx, double v);
-/* Parse a textual value (number, true/false, enum choice) for parameter idx. */
+/* Parse a textual value (number, true/false, enum choice) for parameter idx;
+ * a STRING parameter accepts any text (the caller keeps the text) and sets *v = 0. */
 int fg_fix_param_parse(const fg_fix_approach *a, int idx, const char *text, double *v);
 
 #endif

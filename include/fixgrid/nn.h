@@ -191,18 +191,24 @@ const float *fg_model_act(const fg_model *m, int i);
 float *fg_model_act_mut(fg_model *m, int i);
 
 /* Backward from the output: dout is dLoss/dlogits (n x n_classes) for the last
- * forward's n. Accumulates parameter gradients; computes the input gradient. */
+ * forward's n. Accumulates parameter gradients into fg_model_grads (frozen
+ * nodes excepted) and computes activation gradients where needed (below). */
 void fg_model_backward(fg_model *m, const float *dout);
 /* Backward from a caller-supplied gradient at node k's output, through nodes <= k. */
 void fg_model_backward_from(fg_model *m, int k, const float *dout);
-/* Whether backward computes the gradient at the input node (default 1).
- * Training turns it off: it saves the first layer's input-gradient pass.
- * With it off, nodes that feed only frozen or parameter-free nodes may also
- * be skipped, so their fg_model_act_grad is then undefined. */
+/* Whether backward computes the gradient at the input node: 1 always, 0
+ * never, -1 (the default) only outside TRAIN mode. Training skips it because
+ * it costs the first layer's whole input-gradient pass (a fifth of a LeNet
+ * step); attacks and saliency run in EVAL mode and get it. Without it, nodes
+ * that lead to no trainable parameter are skipped as well. */
 void fg_model_set_input_grad(fg_model *m, int on);
-/* dLoss/dinput of the last backward (n x input size), owned by the model. */
+/* dLoss/dinput of the last backward (n x input size), owned by the model;
+ * NULL when the last backward did not compute it (see above). */
 const float *fg_model_input_grad(const fg_model *m);
-/* dLoss/d(activation of node i) of the last backward, owned by the model. */
+/* dLoss/d(activation of node i) of the last backward, owned by the model.
+ * Zero for nodes the gradient does not reach; NULL for nodes the last
+ * backward skipped (no wanted gradient behind them) or did not cover
+ * (i > k after fg_model_backward_from(k)), and before any backward. */
 const float *fg_model_act_grad(const fg_model *m, int i);
 void fg_model_zero_grad(fg_model *m);
 

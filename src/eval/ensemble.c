@@ -40,7 +40,7 @@ void fg_ens_defaults(fg_ens_cfg *cfg)
     *cfg = (fg_ens_cfg){
         .noise_sigma = 0.05f,
         .noise_samples = 10,
-        .dropout_p = 0.5f,
+        .dropout_p = 0.2f,
         .dropout_passes = 10,
         .t0 = 1.0f,
         .t1 = 1.0f,

@@ -72,9 +72,9 @@ static int check_target(fg_model *const *models, int n_models, const char *who)
     fg_shape s0 = fg_model_input_shape(models[0]);
     int k0 = fg_model_n_classes(models[0]);
     for (int i = 1; i < n_models; i++) {
+        if (!models[i]) return fg_err(FG_ERR_ARG, "%s: model %d is NULL", who, i);
         fg_shape s = fg_model_input_shape(models[i]);
-        if (!models[i] || s.c != s0.c || s.h != s0.h || s.w != s0.w ||
-            fg_model_n_classes(models[i]) != k0)
+        if (s.c != s0.c || s.h != s0.h || s.w != s0.w || fg_model_n_classes(models[i]) != k0)
             return fg_err(FG_ERR_SHAPE, "%s: model %d differs in input shape or classes", who, i);
     }
     return FG_OK;
@@ -98,6 +98,7 @@ static void enter_attack(fg_model *const *models, int n_models, int batch, saved
             fg_model_set_frozen(m, j, 1); /* no parameter gradients: half the work */
         }
         fg_model_set_mode(m, FG_MODE_EVAL);
+        fg_model_set_input_grad(m, 1); /* training may have switched it off */
         fg_model_reserve(m, batch);
     }
 }
@@ -293,6 +294,14 @@ int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const 
                        const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
                        fg_eval_robust *out, double *asr_fixed)
 {
+    return fg_eval_robustness_pool(f0, fixed, n_fixed, x, y, n, eps, max_draw, batch, rng, out,
+                                   asr_fixed, NULL);
+}
+
+int fg_eval_robustness_pool(fg_model *f0, fg_model *const *fixed, int n_fixed, const float *x,
+                            const int *y, int n, float eps, int max_draw, int batch, fg_rng *rng,
+                            fg_eval_robust *out, double *asr_fixed, int *pool_idx)
+{
     memset(out, 0, sizeof *out);
     if (n_fixed < 0 || n < 0 || batch < 1)
         return fg_err(FG_ERR_ARG, "fg_eval_robustness: %d fixed models, n %d, batch %d", n_fixed, n,
@@ -317,6 +326,7 @@ int fg_eval_robustness(fg_model *f0, fg_model *const *fixed, int n_fixed, const 
                           &out->n_qualified);
     if (status || n_pool == 0) goto cleanup;
     out->n_pool = n_pool;
+    if (pool_idx) memcpy(pool_idx, idx, (size_t)n_pool * sizeof *idx);
     xp = fg_xfloats((size_t)n_pool * d);
     yp = fg_xmalloc((size_t)n_pool * sizeof *yp);
     for (int i = 0; i < n_pool; i++) {

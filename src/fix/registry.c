@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define FG_FIX_LIST(X) X(noop) X(finetune) X(apricot) X(arachne) X(care) X(neurecover)
+#define FG_FIX_LIST(X) X(noop) X(finetune) X(apricot) X(arachne) X(care) X(neurecover) X(external)
 
 #define FG_X(n) extern const fg_fix_approach fg_fix_##n;
 FG_FIX_LIST(FG_X)
@@ -75,6 +75,7 @@ void fg_fix_param_defaults(const fg_fix_approach *a, int preset_cpu, double *val
 int fg_fix_param_check(const fg_fix_approach *a, int idx, double v)
 {
     const fg_fix_param *p = &a->params[idx];
+    if (p->type == FG_PARAM_STRING) return FG_OK;
     if (!isfinite(v))
         return fg_err(FG_ERR_ARG, "%s.%s: value must be finite", a->name, p->key);
     if (p->type == FG_PARAM_INT && v != floor(v))
@@ -90,6 +91,10 @@ int fg_fix_param_check(const fg_fix_approach *a, int idx, double v)
 int fg_fix_param_parse(const fg_fix_approach *a, int idx, const char *text, double *v)
 {
     const fg_fix_param *p = &a->params[idx];
+    if (p->type == FG_PARAM_STRING) {
+        *v = 0;
+        return FG_OK;
+    }
     if (p->type == FG_PARAM_BOOL) {
         if (!strcmp(text, "true") || !strcmp(text, "1")) *v = 1;
         else if (!strcmp(text, "false") || !strcmp(text, "0")) *v = 0;

@@ -77,6 +77,55 @@ int fg_layer_kind_parse(const char *s, size_t len);
 void fg_layer_dx_prepare(float *dx, int acc, size_t count);
 /* U(-bound, bound) fill. */
 void fg_layer_uniform(float *p, long n, float bound, fg_rng *rng);
+/* Reductions in 8 interleaved float partial sums: they vectorise without
+ * reassociation flags and keep one fixed order, so results reproduce.
+ * Callers add the per-row results in double. */
+static inline float fg_sum8(const float *x, size_t n)
+{
+    float acc[8] = {0};
+    size_t q = 0;
+    for (; q + 8 <= n; q += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += x[q + l];
+    float t = 0.0f;
+    for (; q < n; q++)
+        t += x[q];
+    for (int l = 0; l < 8; l++)
+        t += acc[l];
+    return t;
+}
+static inline float fg_dot8(const float *a, const float *b, size_t n)
+{
+    float acc[8] = {0};
+    size_t q = 0;
+    for (; q + 8 <= n; q += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += a[q + l] * b[q + l];
+    float t = 0.0f;
+    for (; q < n; q++)
+        t += a[q] * b[q];
+    for (int l = 0; l < 8; l++)
+        t += acc[l];
+    return t;
+}
+/* sum of (x - mean)^2 */
+static inline float fg_sqdev8(const float *x, size_t n, float mean)
+{
+    float acc[8] = {0};
+    size_t q = 0;
+    for (; q + 8 <= n; q += 8)
+        for (int l = 0; l < 8; l++) {
+            float d = x[q + l] - mean;
+            acc[l] += d * d;
+        }
+    float t = 0.0f;
+    for (; q < n; q++)
+        t += (x[q] - mean) * (x[q] - mean);
+    for (int l = 0; l < 8; l++)
+        t += acc[l];
+    return t;
+}
+
 /* snprintf-append into buf. */
 void fg_layer_appendf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -96,7 +145,7 @@ struct fg_model {
     fg_mode mode;
     fg_pattern pattern;
     fg_rng *rng;
-    int input_grad; /* 1: backward computes the gradient at the input node */
+    int input_grad; /* 1 on, 0 off, -1 auto: backward computes the input gradient */
 
     /* run-time buffers, sized by fg_model_reserve for max_batch samples */
     int max_batch;
@@ -105,7 +154,7 @@ struct fg_model {
     float **act, **grad;
     void **cache, **pat;
     float *work;
-    unsigned char *written; /* backward: grad[i] holds a value */
+    unsigned char *written; /* grad[i] holds node i's gradient from the last backward */
     unsigned char *live;    /* backward: node i lies on a path to the start node */
 };
 

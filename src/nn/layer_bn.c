@@ -52,20 +52,12 @@ static void bn_forward(const fg_layer_ctx *c)
         double mean, var;
         if (c->mode == FG_MODE_TRAIN) {
             double s = 0.0;
-            for (int i = 0; i < n; i++) {
-                const float *x = c->x0 + ((size_t)i * C + ch) * HW;
-                for (size_t q = 0; q < HW; q++)
-                    s += x[q];
-            }
+            for (int i = 0; i < n; i++)
+                s += fg_sum8(c->x0 + ((size_t)i * C + ch) * HW, HW);
             mean = s / (double)M;
             double v = 0.0;
-            for (int i = 0; i < n; i++) {
-                const float *x = c->x0 + ((size_t)i * C + ch) * HW;
-                for (size_t q = 0; q < HW; q++) {
-                    double d = x[q] - mean;
-                    v += d * d;
-                }
-            }
+            for (int i = 0; i < n; i++)
+                v += fg_sqdev8(c->x0 + ((size_t)i * C + ch) * HW, HW, (float)mean);
             var = v / (double)M;
             double mom = c->L->momentum;
             double unbiased = M > 1 ? v / (double)(M - 1) : var;
@@ -100,10 +92,8 @@ static void bn_backward(const fg_layer_ctx *c)
         double sdy = 0.0, sdyx = 0.0;
         for (int i = 0; i < n; i++) {
             size_t off = ((size_t)i * C + ch) * HW;
-            for (size_t q = 0; q < HW; q++) {
-                sdy += c->dy[off + q];
-                sdyx += (double)c->dy[off + q] * xhat[off + q];
-            }
+            sdy += fg_sum8(c->dy + off, HW);
+            sdyx += fg_dot8(c->dy + off, xhat + off, HW);
         }
         if (c->dw) c->dw[ch] += (float)sdyx;
         if (c->db) c->db[ch] += (float)sdy;

@@ -30,23 +30,6 @@ static void valid_range(int out, int in, int s, int p, int kk, int *lo, int *hi)
     *hi = h;
 }
 
-/* Sum in 8 interleaved partial sums: vectorises without reassociation flags,
- * and is still a fixed order, so results are reproducible. */
-static float sum_lanes(const float *r, size_t n)
-{
-    float acc[8] = {0};
-    size_t q = 0;
-    for (; q + 8 <= n; q += 8)
-        for (int l = 0; l < 8; l++)
-            acc[l] += r[q + l];
-    float t = 0.0f;
-    for (; q < n; q++)
-        t += r[q];
-    for (int l = 0; l < 8; l++)
-        t += acc[l];
-    return t;
-}
-
 static void im2col(const float *x, int n, int c, int h, int w, int k, int s, int p, int oh, int ow,
                    float *col)
 {
@@ -171,7 +154,7 @@ static void backward_chunk(const float *x, int n, int c, int h, int w, const flo
         }
     if (db)
         for (int o = 0; o < oc; o++)
-            db[o] += sum_lanes(dycol + (size_t)o * NP, NP);
+            db[o] += fg_sum8(dycol + (size_t)o * NP, NP);
     if (dw) {
         if (!col_keep) im2col(x, n, c, h, w, k, s, p, oh, ow, col);
         fg_gemm(0, 1, oc, (int)K, (int)NP, 1.0f, dycol, col_keep ? col_keep : col, 1.0f, dw);

@@ -103,12 +103,11 @@ static void scale_backward(const fg_layer_ctx *c)
     for (int i = 0; i < c->n; i++)
         for (int ch = 0; ch < C; ch++) {
             size_t off = ((size_t)i * C + ch) * HW;
-            float sdy = 0.0f, sdyx = 0.0f, g = c->w[ch];
-            for (size_t q = 0; q < HW; q++) {
-                sdy += c->dy[off + q];
-                sdyx += c->dy[off + q] * c->x0[off + q];
-                if (c->dx0) c->dx0[off + q] += g * c->dy[off + q];
-            }
+            float g = c->w[ch];
+            float sdy = fg_sum8(c->dy + off, HW), sdyx = fg_dot8(c->dy + off, c->x0 + off, HW);
+            if (c->dx0)
+                for (size_t q = 0; q < HW; q++)
+                    c->dx0[off + q] += g * c->dy[off + q];
             if (c->dw) c->dw[ch] += sdyx;
             if (c->db) c->db[ch] += sdy;
         }

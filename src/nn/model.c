@@ -38,7 +38,7 @@ fg_model *fg_model_build(fg_layer *nodes, int n_nodes, int cap)
     m->frozen_mask = fg_xcalloc(m->n_params ? m->n_params : 1, 1);
     m->mode = FG_MODE_EVAL;
     m->pattern = FG_PATTERN_OFF;
-    m->input_grad = 1;
+    m->input_grad = -1;
     m->pattern_n = -1;
     fg_desc_write(m);
     return m;
@@ -359,7 +359,7 @@ void fg_model_set_pattern(fg_model *m, fg_pattern p)
 
 void fg_model_set_input_grad(fg_model *m, int on)
 {
-    m->input_grad = on ? 1 : 0;
+    m->input_grad = on < 0 ? -1 : on ? 1 : 0;
 }
 
 static fg_layer_ctx node_ctx(fg_model *m, int i)
@@ -451,12 +451,13 @@ void fg_model_backward_from(fg_model *m, int k, const float *dout)
         if (live[j])
             for (int t = 0; t < m->nodes[j].n_in; t++)
                 live[m->nodes[j].in[t]] = 1;
-    /* live[j] |= 2 when node j's output gradient is wanted: it has trainable
-     * parameters or feeds a node that does (or it is the input, when asked) */
+    /* live[j] |= 2 when node j's output gradient is wanted: it is the input
+     * (when asked for), has trainable parameters, or reads such a node */
+    int want_input = m->input_grad > 0 || (m->input_grad < 0 && m->mode != FG_MODE_TRAIN);
     for (int j = 0; j <= k; j++) {
         if (!live[j]) continue;
         const fg_layer *L = &m->nodes[j];
-        int want = j == 0 ? m->input_grad : (!L->frozen && (L->n_w > 0 || L->n_b > 0));
+        int want = j == 0 ? want_input : (!L->frozen && (L->n_w > 0 || L->n_b > 0));
         for (int t = 0; t < L->n_in; t++)
             want |= (live[L->in[t]] & 2) != 0;
         if (want) live[j] |= 2;
@@ -490,10 +491,13 @@ void fg_model_backward_from(fg_model *m, int k, const float *dout)
         const fg_layer_ops *ops = fg_layer_ops_of(L->kind);
         if (ops->backward) ops->backward(&c);
     }
-    /* gradients no path reached are zero, not stale */
+    /* nodes no path reaches have a zero gradient; skipped ones (live but
+     * not wanted) keep written = 0, so fg_model_act_grad returns NULL */
     for (int j = 0; j < k; j++)
-        if (!written[j])
+        if (!written[j] && !live[j]) {
             memset(m->grad[j], 0, (size_t)n * fg_shape_size(m->nodes[j].out) * sizeof(float));
+            written[j] = 1;
+        }
 }
 
 void fg_model_backward(fg_model *m, const float *dout)
@@ -503,12 +507,13 @@ void fg_model_backward(fg_model *m, const float *dout)
 
 const float *fg_model_input_grad(const fg_model *m)
 {
-    return m->grad ? m->grad[0] : NULL;
+    return fg_model_act_grad(m, 0);
 }
 
 const float *fg_model_act_grad(const fg_model *m, int i)
 {
-    return (m->grad && i >= 0 && i < m->n_nodes) ? m->grad[i] : NULL;
+    if (!m->grad || i < 0 || i >= m->n_nodes || !m->written[i]) return NULL;
+    return m->grad[i];
 }
 
 void fg_model_zero_grad(fg_model *m)

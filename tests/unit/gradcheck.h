@@ -91,6 +91,7 @@ static inline void gc_run(fg_model *m, int node, int n, float *x, fg_rng *rng, d
                           gc_stats *ps, gc_stats *xs)
 {
     if (node < 0) node = fg_model_output(m);
+    fg_model_set_input_grad(m, 1); /* TRAIN mode skips it by default */
     gc_ctx c = {m, node, n, x, NULL, {{0}}};
     fg_rng_seed(&c.drop, fg_rng_u64(rng));
     size_t out = (size_t)n * fg_shape_size(fg_model_node(m, node)->out);

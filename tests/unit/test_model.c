@@ -485,6 +485,7 @@ Test(model, dropout_mask_and_eval_identity)
     fg_rng_seed(&rng, 27);
     fg_model_set_rng(m, &rng);
     fg_model_set_mode(m, FG_MODE_TRAIN);
+    fg_model_set_input_grad(m, 1);
     const float *y = fg_model_forward(m, x, 1);
     int zeros = 0;
     for (int i = 0; i < C; i++) {
@@ -528,5 +529,44 @@ Test(model, predict_and_accuracy)
     cr_expect_float_eq(probs[0] + probs[1], 1.0f, 1e-6f);
     cr_expect_float_eq(fg_model_accuracy(m, x, y, 5, 3), 80.0, 1e-9);
     cr_expect_eq(fg_model_mode(m), FG_MODE_TRAIN, "mode restored");
+    fg_model_free(m);
+}
+
+/* The input gradient is skipped in TRAIN mode unless asked for, reported as
+ * NULL rather than stale, and skipping it leaves the parameter gradients
+ * bit-identical. */
+Test(model, input_grad_policy)
+{
+    fg_model *m = parse_ok("input c=1 h=6 w=6\nrelu name=r\nconv out=2 k=3\ndense out=3");
+    randomize(m, 30);
+    float x[2 * 36], d[2 * 3] = {0.5f, -1, 0.25f, 1, 0.1f, -0.3f};
+    rand_input(x, 72, 31);
+    size_t np = fg_model_n_params(m);
+    float *g1 = malloc(sizeof(float) * np);
+    cr_expect_null(fg_model_act_grad(m, 1), "no backward yet");
+    fg_model_set_mode(m, FG_MODE_TRAIN);
+    fg_model_zero_grad(m);
+    fg_model_forward(m, x, 2);
+    fg_model_backward(m, d);
+    cr_expect_null(fg_model_input_grad(m), "TRAIN mode computes no input gradient by default");
+    cr_expect_null(fg_model_act_grad(m, 1), "the relu before the first conv is skipped too");
+    cr_expect_not_null(fg_model_act_grad(m, 2));
+    memcpy(g1, fg_model_grads(m), sizeof(float) * np);
+    fg_model_set_input_grad(m, 1);
+    fg_model_zero_grad(m);
+    fg_model_forward(m, x, 2);
+    fg_model_backward(m, d);
+    cr_expect_not_null(fg_model_input_grad(m));
+    cr_expect(memcmp(g1, fg_model_grads(m), sizeof(float) * np) == 0);
+    fg_model_set_input_grad(m, -1);
+    fg_model_set_mode(m, FG_MODE_EVAL);
+    fg_model_forward(m, x, 2);
+    fg_model_backward(m, d);
+    cr_expect_not_null(fg_model_input_grad(m), "EVAL mode computes it by default");
+    /* backward_from(k) covers nodes <= k only */
+    fg_model_backward_from(m, 2, fg_model_act_grad(m, 2));
+    cr_expect_null(fg_model_act_grad(m, 3));
+    cr_expect_not_null(fg_model_act_grad(m, 0));
+    free(g1);
     fg_model_free(m);
 }

@@ -95,30 +95,36 @@ static const fgt_tensor *need(const fgt_file *f, const char *name)
     return t;
 }
 
-/* Build the fixture's model and copy in the tensors "<prefix><node>.weight|bias". */
+/* Build the fixture's model and set its parameters by name: each tensor
+ * "<prefix><node>.weight|bias" goes to fg_model_find(node)'s offsets; every
+ * parameter must be set exactly once. */
 static fg_model *load_model(const fgt_file *f, const char *prefix)
 {
     fg_model *m = NULL;
     const char *desc = need(f, "desc")->data;
     cr_assert_eq(fg_model_parse(desc, "pgd_mlp.bin", &m), FG_OK, "%s", fg_errmsg());
     float *params = fg_model_params(m);
-    int loaded = 0;
-    for (int i = 0; i < fg_model_n_nodes(m); i++) {
-        const fg_layer *L = fg_model_node(m, i);
-        if (L->n_w == 0 && L->n_b == 0) continue;
-        char name[128];
-        snprintf(name, sizeof name, "%s%s.weight", prefix, L->name);
-        const fgt_tensor *w = need(f, name);
-        cr_assert_eq((long)w->count, L->n_w, "%s: %zu values, layer has %ld", name, w->count,
-                     L->n_w);
-        memcpy(params + L->w_off, w->data, w->count * sizeof(float));
-        snprintf(name, sizeof name, "%s%s.bias", prefix, L->name);
-        const fgt_tensor *b = need(f, name);
-        cr_assert_eq((long)b->count, L->n_b);
-        memcpy(params + L->b_off, b->data, b->count * sizeof(float));
-        loaded += 2;
+    size_t np = fg_model_n_params(m), set = 0, pl = strlen(prefix);
+    for (int i = 0; i < f->n; i++) {
+        const fgt_tensor *t = &f->t[i];
+        if (strncmp(t->name, prefix, pl) != 0) continue;
+        char node[64];
+        snprintf(node, sizeof node, "%s", t->name + pl);
+        char *dot = strrchr(node, '.');
+        cr_assert_not_null(dot, "%s", t->name);
+        *dot = 0;
+        int k = fg_model_find(m, node);
+        cr_assert_geq(k, 0, "%s: no node '%s'", t->name, node);
+        const fg_layer *L = fg_model_node(m, k);
+        int is_w = strcmp(dot + 1, "weight") == 0;
+        cr_assert(is_w || strcmp(dot + 1, "bias") == 0, "%s", t->name);
+        long off = is_w ? L->w_off : L->b_off, cnt = is_w ? L->n_w : L->n_b;
+        cr_assert_eq((long)t->count, cnt, "%s: %zu values, the node has %ld", t->name, t->count,
+                     cnt);
+        memcpy(params + off, t->data, t->count * sizeof(float));
+        set += t->count;
     }
-    cr_assert_eq(loaded, 6, "three dense layers expected");
+    cr_assert_eq(set, np, "%zu of %zu parameters set", set, np);
     return m;
 }
 
@@ -200,6 +206,7 @@ static void check_against(fixture *fx, fg_model **models, int n_models, const ch
         cr_assert(x[j] >= fx->cfg.lo && x[j] <= fx->cfg.hi);
     }
     cr_expect_lt(worst, 1e-5, "%s: adversarial inputs differ from PyTorch by %g", tag, worst);
+    cr_log_info("%s (batch %d): worst |x_C - x_torch| = %g", tag, batch, worst);
     cr_assert_eq(fg_eval_target_predict(models, n_models, x, fx->n, 10, pred), FG_OK);
     int succ = 0;
     for (int i = 0; i < fx->n; i++) {
@@ -308,6 +315,20 @@ Test(pgd, asr_and_state)
     for (size_t i = 0; i < np; i++)
         cr_assert_eq(g[i], 0.5f, "grad %zu touched", i);
 
+    /* a model whose input gradient was switched off (as training does) is
+     * attacked the same: same seed, same successes */
+    int *succ2 = malloc(sizeof(int) * fx.n);
+    double asr2;
+    fg_rng_seed(&r, 2);
+    cr_assert_eq(fg_eval_asr(ms, 1, &fx.cfg, fx.x0, fx.y, fx.n, &r, &asr, succ, NULL), FG_OK);
+    fg_model_set_input_grad(fx.a, 0);
+    fg_rng_seed(&r, 2);
+    cr_assert_eq(fg_eval_asr(ms, 1, &fx.cfg, fx.x0, fx.y, fx.n, &r, &asr2, succ2, NULL), FG_OK);
+    cr_expect_eq(asr, asr2);
+    for (int i = 0; i < fx.n; i++)
+        cr_expect_eq(succ[i], succ2[i]);
+    free(succ2);
+
     /* errors */
     int bad_y[1] = {9};
     float *x = malloc(sizeof(float) * fx.d);
@@ -376,12 +397,21 @@ Test(pgd, robustness_job)
     cr_expect(a0 > 0.0 && a0 < 100.0, "ASR %g", a0);
 
     /* a cap below the qualifying count draws a pool of that size */
+    int idx3[3] = {-1, -1, -1};
     fg_rng_seed(&r, 78);
-    cr_assert_eq(
-        fg_eval_robustness(fx.a, fixed, 1, fx.x0, fx.y, fx.n, fx.cfg.eps, 3, 6, &r, &rb, &asr1),
-        FG_OK);
+    cr_assert_eq(fg_eval_robustness_pool(fx.a, fixed, 1, fx.x0, fx.y, fx.n, fx.cfg.eps, 3, 6, &r,
+                                         &rb, &asr1, idx3),
+                 FG_OK);
     cr_expect_eq(rb.n_pool, 3);
     cr_expect_eq(rb.n_qualified, fx.n);
+    cr_expect(idx3[0] >= 0 && idx3[0] < idx3[1] && idx3[1] < idx3[2] && idx3[2] < fx.n);
+    /* f0 alone (epsilon calibration): no fixed models, no asr_fixed */
+    fg_rng_seed(&r, 79);
+    cr_assert_eq(
+        fg_eval_robustness(fx.a, NULL, 0, fx.x0, fx.y, fx.n, fx.cfg.eps, 500, 6, &r, &rb, NULL),
+        FG_OK, "%s", fg_errmsg());
+    cr_expect_eq(rb.n_pool, fx.n);
+    cr_expect(rb.asr0 > 0.0 && rb.asr0 < 100.0, "ASR %g", rb.asr0);
     fg_model_free(fixed[0]);
     fixture_close(&fx);
 }

@@ -505,11 +505,14 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
         attack_rng(e, job, &arng);
         rc = fg_eval_asr(&v.f0, 1, &pgd, px, py, n_pool, &arng, &asr0, NULL, NULL);
         for (int i = 0; i < n_fixed && !rc; i++) {
+            if (cancel && *cancel) rc = fg_err(FG_ERR_CANCELLED, "cancelled");
+            if (rc) break;
             attack_rng(e, job, &arng);
             rc = fg_eval_asr(&fixed[i], 1, &pgd, px, py, n_pool, &arng, &asr[i], NULL, NULL);
         }
     }
-    if (rc || (cancel && *cancel)) {
+    if (!rc && cancel && *cancel) rc = fg_err(FG_ERR_CANCELLED, "cancelled");
+    if (rc) {
         rec = failure_status(e, job, "the PGD attack");
         goto cleanup;
     }
@@ -528,6 +531,11 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
         fg_record_num(&b, f, fg_eval_up_asr(asr0, asr[i]));
     }
     for (int i = 0; i < n_fixed && e->ensembles; i++) {
+        if (cancel && *cancel) {
+            free(fg_record_take(&b));
+            rec = fg_record_failure(e, job, "cancelled");
+            goto cleanup;
+        }
         if (ensembles(e, job, &v, fixed[i], seeds[i], preds[0], px, py, n_pool, &pgd, asr[i],
                       preds[i + 1], &rng, &b) != FG_OK) {
             free(fg_record_take(&b));

@@ -27,7 +27,8 @@
 typedef struct fg_experiment fg_experiment;
 
 /* Parse and validate; unknown keys, wrong types, out-of-range values,
- * duplicate keys and unknown approaches, parameters or subjects are errors:
+ * duplicate keys, unknown approaches, parameters or subjects and subject
+ * definitions that fg_subject_load rejects are errors:
  * FG_ERR_FORMAT for a malformed YAML document, FG_ERR_ARG for a document that
  * breaks the schema, FG_ERR_IO/FG_ERR_NOTFOUND for a missing file; the message
  * reads "FILE:LINE:COLUMN: message" (1-based). The schema is documented in
@@ -65,6 +66,8 @@ int fg_experiment_n_approaches(const fg_experiment *e);
 const fg_fix_approach *fg_experiment_approach(const fg_experiment *e, int i);
 int fg_experiment_preset_cpu(const fg_experiment *e, int i);
 const double *fg_experiment_params(const fg_experiment *e, int i);
+/* STRING parameters' text in schema order (NULL for the other types). */
+const char *const *fg_experiment_strings(const fg_experiment *e, int i);
 /* Subjects in file order; the path of the subject's definition file. */
 int fg_experiment_n_subjects(const fg_experiment *e);
 const char *fg_experiment_subject(const fg_experiment *e, int i);
@@ -107,9 +110,12 @@ typedef struct {
  * Order: prepare jobs, then for each (approach, subject) its fix jobs (seed
  * order) followed by its robustness job (when robustness is enabled).
  * Keys hash the job's definition only (kind, approach name, preset, resolved
- * parameters, subject name and file content, seed, FG_VERSION; robustness
- * also the sorted seeds and pool settings): reordering the file or changing
- * the output directory keeps them, changing a parameter changes them.
+ * parameters, subject name and fg_subject_hash of its definition, seed,
+ * FG_VERSION; robustness also the subject's epsilon, the sorted seeds and the
+ * pool settings): reordering the file, changing the output directory, moving
+ * the data or editing comments keeps them; changing a parameter, the data
+ * definition or the recipe changes them; calibrating epsilon changes only
+ * the robustness keys.
  * Cost model (arbitrary units, documented in jobs.c and experiments/README.md). */
 int fg_experiment_jobs(const fg_experiment *e, fg_job **jobs, int *n_jobs);
 /* Index of the job with this key, or -1. */

@@ -6,9 +6,9 @@
  * identified returns an error.
  *
  *  prepare     load the subject and its splits, get the original f0 from the
- *              store (training it once, under the store's lock, with per-epoch
- *              checkpoints for approaches that read the training history),
- *              and report its test accuracy.
+ *              store (original.h: trained once, under the store's lock, with
+ *              per-epoch checkpoints, the history approaches may read), and
+ *              report its accuracy.
  *  fix         check `supports`, run the approach with a seeded RNG (seed, job
  *              key), classify the outcome (non-finite weights or a collapsed
  *              model: CORRUPTED), compare f1 with f0 on the test split, and
@@ -20,7 +20,8 @@
  *              ensembles scored on accuracy, NFR, AAOD and ASR (adversarial
  *              inputs from PGD against the soft vote).
  *
- * The original's training seed is the subject's split seed; binary fairness
+ * The original's training seed is FG_ORIGINAL_SEED (as `fixgrid prepare`, so
+ * both share the store); binary fairness
  * (SPD, EOD, DI) takes group 1 as the unprivileged group and label 1 as the
  * favourable one.
  *
@@ -45,12 +46,9 @@
 #ifdef FG_GRID_PIPELINE
 #include "fixgrid/eval.h"
 #include "fixgrid/modelfile.h"
+#include "fixgrid/original.h"
 #include "fixgrid/subject.h"
-#include "fixgrid/train.h"
-#include "fixgrid/zoo.h"
 #endif
-
-void fg_grid_record_ident(fg_record_buf *b, const fg_experiment *e, const fg_job *job);
 
 typedef enum { FAULT_NONE, FAULT_SEGV, FAULT_HANG, FAULT_NAN, FAULT_OOM } test_fault;
 
@@ -120,7 +118,7 @@ typedef struct {
     int have_data;
     char key[17]; /* store key of f0 */
     fg_model *f0;
-    volatile const int *cancel;
+    fg_original_info info;
 } job_env;
 
 static void env_free(job_env *v)
@@ -132,70 +130,19 @@ static void env_free(job_env *v)
     memset(v, 0, sizeof *v);
 }
 
-static int train_hook(void *user, int epoch, int batch, float loss)
-{
-    (void)epoch, (void)batch, (void)loss;
-    volatile const int *cancel = user;
-    return cancel && *cancel;
-}
-
-/* fg_store_build_fn: train the original from the subject's recipe, saving a
- * checkpoint per epoch (the training history NeuRecover-style approaches read). */
-static int build_original(void *user, const char *root, const char *key, fg_model **out)
-{
-    job_env *v = user;
-    *out = NULL;
-    fg_model *m = NULL;
-    fg_optim *o = NULL;
-    int rc = fg_zoo_build(v->s.arch, &m);
-    if (rc) goto cleanup;
-    fg_rng rng;
-    fg_rng_seed_key(&rng, v->s.split_seed, "original");
-    fg_model_init_params(m, &rng);
-    const fg_recipe *r = &v->s.recipe;
-    fg_model_reserve(m, r->batch);
-    o = fg_optim_new(m, r);
-    const fg_dataset *tr = &v->sp[FG_SPLIT_TRAIN];
-    for (int ep = 0; ep < r->epochs && !rc; ep++) {
-        fg_train_epoch(m, o, tr->x, tr->y, tr->n, r, ep, &rng, train_hook, (void *)v->cancel, &rc);
-        if (rc) {
-            if (rc == FG_ERR_NUMERIC)
-                fg_err(rc, "%s: training diverged at epoch %d (non-finite loss)", v->s.name, ep);
-            break;
-        }
-        fg_model_set_mode(m, FG_MODE_EVAL);
-        rc = fg_store_save_epoch(root, key, ep, m, NULL);
-    }
-cleanup:
-    fg_optim_free(o);
-    if (rc)
-        fg_model_free(m);
-    else
-        *out = m;
-    return rc;
-}
-
-static int env_open(const fg_experiment *e, const fg_job *job, volatile const int *cancel,
-                    job_env *v, int *built)
+/* The subject, its splits and f0 from the store (trained there once, with its
+ * history, by whichever job or `fixgrid prepare` gets there first). */
+static int env_open(const fg_experiment *e, const fg_job *job, job_env *v)
 {
     memset(v, 0, sizeof *v);
-    v->cancel = cancel;
     int rc = fg_subject_load(e->subjects[job->subject].path, &v->s);
     if (rc) return rc;
     rc = fg_subject_data(&v->s, v->sp);
     if (rc) return rc;
     v->have_data = 1;
-    fg_model *probe = NULL;
-    rc = fg_zoo_build(v->s.arch, &probe);
+    rc = fg_original_prepare(&v->s, v->sp, e->storedir, FG_ORIGINAL_SEED, &v->f0, &v->info);
     if (rc) return rc;
-    char blas[96];
-    fg_store_blas_id(blas, sizeof blas);
-    fg_store_key(v->s.name, fg_model_desc(probe), &v->s.recipe, v->s.split_seed, blas, v->key);
-    fg_model_free(probe);
-    const char *meta[] = {"fixgrid.subject", v->s.name, NULL};
-    rc = fg_store_prepare(e->storedir, v->key, build_original, v, meta, &v->f0, built);
-    if (rc) return rc;
-    fg_model_set_mode(v->f0, FG_MODE_EVAL);
+    memcpy(v->key, v->info.key, sizeof v->key);
     fg_model_reserve(v->f0, EVAL_BATCH);
     return FG_OK;
 }
@@ -214,57 +161,29 @@ static char *fixed_path(const fg_experiment *e, const job_env *v, const char *jo
     return fg_store_path(e->storedir, v->key, name);
 }
 
-/* The original's per-epoch checkpoints, oldest first (the last equals f0). */
-static int load_history(const fg_experiment *e, const job_env *v, fg_model ***out, int *n)
-{
-    *out = NULL;
-    *n = 0;
-    int last = fg_store_last_epoch(e->storedir, v->key);
-    if (last < 0) return FG_OK;
-    fg_model **h = fg_xcalloc((size_t)last + 1, sizeof *h);
-    int rc = FG_OK;
-    for (int ep = 0; ep <= last && !rc; ep++) {
-        char name[64];
-        snprintf(name, sizeof name, "epoch-%d.safetensors", ep);
-        char *path = fg_store_path(e->storedir, v->key, name);
-        rc = fg_safetensors_load(path, NULL, &h[ep]);
-        if (!rc) fg_model_set_mode(h[ep], FG_MODE_EVAL);
-        free(path);
-    }
-    if (rc) {
-        for (int ep = 0; ep <= last; ep++)
-            fg_model_free(h[ep]);
-        free(h);
-        return rc;
-    }
-    *out = h;
-    *n = last + 1;
-    return FG_OK;
-}
-
 /* ---- prepare ---- */
 static char *exec_prepare(const fg_experiment *e, const fg_job *job, volatile const int *cancel)
 {
+    (void)cancel; /* training an original is not interruptible; the runner kills it */
     double t0 = fg_now();
     job_env v;
-    int built = 0;
     char *rec = NULL;
-    if (env_open(e, job, cancel, &v, &built)) {
+    if (env_open(e, job, &v)) {
         rec = failure_status(e, job, "prepare");
         goto cleanup;
     }
-    const fg_dataset *te = &v.sp[FG_SPLIT_TEST];
-    int *p0 = predict(v.f0, te);
     fg_record_buf b = {0};
     fg_grid_record_ident(&b, e, job);
     fg_record_str(&b, "outcome", "OK");
-    fg_record_str(&b, "reason", built ? "trained" : "loaded from the store");
-    fg_record_num(&b, "acc0", fg_eval_acc(p0, te->y, te->n));
+    fg_record_str(&b, "reason", v.info.built ? "trained" : "loaded from the store");
+    fg_record_num(&b, "acc0", v.info.acc_test);
+    fg_record_num(&b, "acc0_valid", v.info.acc_valid);
+    fg_record_int(&b, "epochs", v.info.epochs);
+    fg_record_num(&b, "train_s", v.info.train_s);
     fg_record_num(&b, "time_s", fg_now() - t0);
     char *path = fg_store_path(e->storedir, v.key, "model.safetensors");
     fg_record_str(&b, "model", path);
     free(path);
-    free(p0);
     rec = fg_record_take(&b);
 cleanup:
     env_free(&v);
@@ -318,7 +237,7 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
     int *p0 = NULL, *p1 = NULL;
     fg_model **hist = NULL;
     int n_hist = 0;
-    if (env_open(e, job, cancel, &v, NULL)) {
+    if (env_open(e, job, &v)) {
         rec = failure_status(e, job, "loading the subject and original");
         goto cleanup;
     }
@@ -332,7 +251,7 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
     }
     const fg_dataset *te = &v.sp[FG_SPLIT_TEST];
     int k = fg_model_n_classes(v.f0);
-    if (load_history(e, &v, &hist, &n_hist)) {
+    if (fg_original_history(e->storedir, v.key, &hist, &n_hist)) {
         rec = failure_status(e, job, "loading the training history");
         goto cleanup;
     }
@@ -362,6 +281,7 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
                       .n_history = n_hist,
                       .rng = &rng,
                       .params = ap->params,
+                      .strings = (const char *const *)ap->strings,
                       .preset_cpu = ap->preset_cpu,
                       .cancel = cancel};
     double t0 = fg_now();
@@ -416,9 +336,7 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
 cleanup:
     free(p0);
     free(p1);
-    for (int i = 0; i < n_hist; i++)
-        fg_model_free(hist[i]);
-    free(hist);
+    fg_original_history_free(hist, n_hist);
     fg_model_free(res.f1);
     env_free(&v);
     return rec;
@@ -534,7 +452,7 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
     float *px = NULL;
     double *asr = fg_xcalloc((size_t)n, sizeof *asr);
     fg_record_buf b = {0};
-    if (env_open(e, job, cancel, &v, NULL)) {
+    if (env_open(e, job, &v)) {
         rec = failure_status(e, job, "loading the subject and original");
         goto cleanup;
     }

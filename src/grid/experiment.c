@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "fixgrid/subject.h"
+
 /* ---- the schema table ---- */
 typedef enum {
     T_STR,
@@ -58,9 +60,12 @@ static const char *const parent_prefix[P_COUNT] = {
 
 #define FG_EXP_KEY_LIST(X)                                                                         \
     X(NAME)                                                                                        \
-    X(OUTPUT) X(STORE) X(SUBJECTS_DIR) X(PRESET) X(SEEDS) X(SUBJECTS) X(APPROACHES) X(AP_APPROACH) \
-        X(AP_PRESET) X(AP_PARAMS) X(LIMITS) X(LIM_TIME) X(LIM_MEM) X(ROB) X(ROB_ENABLED)           \
-            X(ROB_POOL) X(ROB_POOL_SEED) X(ENSEMBLES)
+    X(OUTPUT)                                                                                      \
+    X(STORE)                                                                                       \
+    X(SUBJECTS_DIR)                                                                                \
+    X(PRESET) X(SEEDS) X(SUBJECTS) X(APPROACHES) X(AP_APPROACH) X(AP_PRESET) X(AP_PARAMS)          \
+        X(LIMITS) X(LIM_TIME) X(LIM_MEM) X(ROB) X(ROB_ENABLED) X(ROB_POOL) X(ROB_POOL_SEED)        \
+            X(ENSEMBLES)
 typedef enum {
 #define FG_X(e) E_##e,
     FG_EXP_KEY_LIST(FG_X)
@@ -430,18 +435,26 @@ static int parse_subjects(ctx *c, fg_experiment *e, yaml_node_t *n)
         size_t len = strlen(e->subjects_dir) + strlen(name) + 8;
         char *file = fg_xmalloc(len);
         snprintf(file, len, "%s/%s.yaml", e->subjects_dir, name);
-        char *data = NULL;
-        size_t dlen = 0;
-        if (!fg_file_exists(file) || fg_file_read(file, &data, &dlen) != FG_OK) {
+        if (!fg_file_exists(file)) {
             rc = perr(c, it, FG_ERR_ARG, "unknown subject '%s': no file %s", name, file);
+            free(file);
+            return rc;
+        }
+        /* check the definition now: a typo there should stop the grid before
+         * it starts, not fail every job of the subject */
+        fg_subject def;
+        if (fg_subject_load(file, &def) != FG_OK) {
+            char msg[900];
+            snprintf(msg, sizeof msg, "%s", fg_errmsg());
+            rc = perr(c, it, FG_ERR_ARG, "subject '%s' is invalid: %s", name, msg);
             free(file);
             return rc;
         }
         fg_exp_subject *sj = &e->subjects[e->n_subjects++];
         sj->name = fg_xstrdup(name);
         sj->path = file;
-        sj->hash = fg_hash64(data, dlen);
-        free(data);
+        sj->hash = fg_subject_hash(&def);
+        sj->epsilon = def.epsilon;
     }
     return FG_OK;
 }
@@ -524,6 +537,12 @@ static int parse_params(ctx *c, fg_exp_approach *ap, yaml_node_t *n)
         if (v->type != YAML_SCALAR_NODE)
             return perr(c, v, FG_ERR_ARG, "%s.%s: expected a single value, got %s", a->name,
                         scalar(k), node_kind(v));
+        if (a->params[idx].type == FG_PARAM_STRING) {
+            if (!*scalar(v))
+                return perr(c, v, FG_ERR_ARG, "%s.%s: expected a non-empty string", a->name,
+                            scalar(k));
+            ap->strings[idx] = fg_xstrdup(scalar(v));
+        }
         double val;
         if (fg_fix_param_parse(a, idx, scalar(v), &val) != FG_OK) {
             char msg[512];
@@ -589,11 +608,20 @@ static int parse_approaches(ctx *c, fg_experiment *e, yaml_node_t *n)
             if (rc) break;
         }
         fg_fix_param_defaults(a, ap->preset_cpu, ap->params);
+        /* counted now so fg_experiment_free releases its strings on any error below */
+        e->n_approaches++;
         if (nodes[E_AP_PARAMS]) {
             rc = parse_params(c, ap, nodes[E_AP_PARAMS]);
             if (rc) break;
         }
-        lines[e->n_approaches++] = (int)name_node->start_mark.line + 1;
+        /* a STRING parameter has no default: it must be given */
+        for (int p = 0; p < a->n_params && !rc; p++)
+            if (a->params[p].type == FG_PARAM_STRING && !ap->strings[p])
+                rc = perr(c, name_node, FG_ERR_ARG, "approach '%s' needs params: {%s: ...} (%s)",
+                          a->name, a->params[p].key,
+                          a->params[p].help ? a->params[p].help : "no default");
+        if (rc) break;
+        lines[e->n_approaches - 1] = (int)name_node->start_mark.line + 1;
     }
     free(lines);
     return rc;
@@ -608,8 +636,6 @@ static char *default_name(const char *path)
     if (dot && (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml"))) *dot = 0;
     return s;
 }
-
-uint64_t fg_grid_config_hash(const fg_experiment *e);
 
 static int load_document(ctx *c, fg_experiment *e)
 {
@@ -762,6 +788,9 @@ void fg_experiment_free(fg_experiment *e)
         free(e->subjects[i].path);
     }
     free(e->subjects);
+    for (int i = 0; i < e->n_approaches; i++)
+        for (int p = 0; p < FG_FIX_MAX_PARAMS; p++)
+            free(e->approaches[i].strings[p]);
     free(e->approaches);
     free(e->seeds);
     free(e->path);
@@ -816,6 +845,10 @@ int fg_experiment_preset_cpu(const fg_experiment *e, int i)
 const double *fg_experiment_params(const fg_experiment *e, int i)
 {
     return e->approaches[i].params;
+}
+const char *const *fg_experiment_strings(const fg_experiment *e, int i)
+{
+    return (const char *const *)e->approaches[i].strings;
 }
 int fg_experiment_n_subjects(const fg_experiment *e)
 {

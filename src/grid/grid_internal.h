@@ -11,12 +11,14 @@ typedef struct {
     const fg_fix_approach *fix;
     int preset_cpu;
     double params[FG_FIX_MAX_PARAMS];
+    char *strings[FG_FIX_MAX_PARAMS]; /* STRING parameters' text, NULL elsewhere */
 } fg_exp_approach;
 
 typedef struct {
     char *name;
     char *path;    /* the subject's definition file */
-    uint64_t hash; /* hash of that file's content */
+    uint64_t hash; /* fg_subject_hash: data, splits, preprocessing, arch, recipe */
+    float epsilon; /* the attack radius (not in hash: it only changes robustness) */
 } fg_exp_subject;
 
 struct fg_experiment {
@@ -48,6 +50,12 @@ void fg_sbuf_put(fg_sbuf *b, const char *s, size_t n);
 void fg_grid_key_prepare(const fg_experiment *e, int subject, char out[17]);
 void fg_grid_key_fix(const fg_experiment *e, int approach, int subject, long seed, char out[17]);
 void fg_grid_key_robust(const fg_experiment *e, int approach, int subject, char out[17]);
+
+/* Hash of the resolved grid (sorted job keys + limits): config_hash. */
+uint64_t fg_grid_config_hash(const fg_experiment *e);
+/* Start a record with key, kind and the job's identifying fields (approach,
+ * family, subject, seed as applicable). */
+void fg_grid_record_ident(fg_record_buf *b, const fg_experiment *e, const fg_job *job);
 
 /* BLAS provenance: "CORENAME threads=N". */
 void fg_grid_blas_info(char *out, size_t len);

@@ -96,7 +96,10 @@ static void hash_approach(fg_hash *h, const fg_experiment *e, int a)
     fg_hash_u64(h, (uint64_t)ap->fix->n_params);
     for (int i = 0; i < ap->fix->n_params; i++) {
         fg_hash_str(h, ap->fix->params[i].key);
-        hash_double(h, ap->params[i]);
+        if (ap->fix->params[i].type == FG_PARAM_STRING)
+            fg_hash_str(h, ap->strings[i] ? ap->strings[i] : "");
+        else
+            hash_double(h, ap->params[i]);
     }
 }
 
@@ -130,6 +133,7 @@ void fg_grid_key_robust(const fg_experiment *e, int approach, int subject, char 
     hash_head(&h, "robustness");
     hash_approach(&h, e, approach);
     hash_subject(&h, e, subject);
+    hash_double(&h, e->subjects[subject].epsilon);
     /* the pool depends on the set of fixed models, not on their order in the file */
     long *seeds = fg_xmalloc((size_t)e->n_seeds * sizeof *seeds);
     memcpy(seeds, e->seeds, (size_t)e->n_seeds * sizeof *seeds);
@@ -151,7 +155,6 @@ static int cmp_key(const void *a, const void *b)
 
 /* The set of job keys (sorted) plus the limits: the same grid in any order
  * gives the same config_hash. */
-uint64_t fg_grid_config_hash(const fg_experiment *e);
 uint64_t fg_grid_config_hash(const fg_experiment *e)
 {
     int n = e->n_subjects * (1 + e->n_approaches * (e->n_seeds + 1));

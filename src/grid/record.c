@@ -84,7 +84,6 @@ char *fg_record_get(const char *record, const char *field)
 
 /* The identifying fields every record of a kind carries, so the tables can
  * place a FAILURE record exactly where a successful one would go. */
-void fg_grid_record_ident(fg_record_buf *b, const fg_experiment *e, const fg_job *job);
 void fg_grid_record_ident(fg_record_buf *b, const fg_experiment *e, const fg_job *job)
 {
     fg_record_begin(b, job->key, fg_job_kind_name(job->kind));

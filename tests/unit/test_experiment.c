@@ -43,6 +43,8 @@ static const bad_case bad_cases[] = {
     {"bad-missing.yaml", 1, 1, FG_ERR_ARG, "missing required key 'subjects'"},
     {"bad-name.yaml", 1, 7, FG_ERR_ARG, "name: 'my experiment' is not valid (1-64 letters"},
     {"bad-subject.yaml", 3, 18, FG_ERR_ARG, "unknown subject 'cifar100-nope': no file "},
+    {"bad-subject-def.yaml", 5, 5, FG_ERR_ARG,
+     "subject 'broken' is invalid: "}, /* then the subject module's FILE:LINE:COLUMN */
     {"bad-approach.yaml", 6, 15, FG_ERR_ARG, "unknown approach 'arachnid' (known: noop"},
     {"bad-approach-type.yaml", 5, 5, FG_ERR_ARG,
      "approaches[]: expected a mapping (approach: NAME ...) or a name, got a list"},
@@ -52,12 +54,17 @@ static const bad_case bad_cases[] = {
      "approaches[].preset: 'gpu' is not one of published|cpu"},
     {"bad-param.yaml", 8, 7, FG_ERR_ARG,
      "approach 'toy' has no parameter 'stepz' (parameters: steps, rate, flag, mode)"},
+    {"bad-string-missing.yaml", 5, 15, FG_ERR_ARG,
+     "approach 'external' needs params: {command: ...} (shell command"},
     {"bad-param-value.yaml", 6, 21, FG_ERR_ARG, "toy.steps: 5000 is out of range [1, 1000]"},
 };
 
 Test(experiment, malformed_fixtures_report_file_line_column, .fini = toy_cleanup)
 {
     const char *home = toy_home();
+    char broken[256];
+    snprintf(broken, sizeof broken, "%s/experiments/subjects/broken.yaml", home);
+    toy_write(broken, "name: broken\nrole: none\nepochz: 3\n");
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
         const bad_case *b = &bad_cases[i];
         char path[512], prefix[600];
@@ -177,6 +184,21 @@ Test(experiment, subject_search_rules, .fini = cleanup_both)
         home);
     toy_write(path, rel);
     cr_assert_eq(fg_experiment_load(path, &e), FG_OK, "%s", fg_errmsg());
+    fg_experiment_free(e);
+}
+
+Test(experiment, string_parameter, .fini = toy_cleanup)
+{
+    const char *home = toy_home();
+    char path[256];
+    snprintf(path, sizeof path, "%s/experiments/ext.yaml", home);
+    toy_write(path, "seeds: [1]\nsubjects: [tiny]\napproaches:\n"
+                    "  - approach: external\n    params: {command: 'python3 fix.py --x 1'}\n");
+    fg_experiment *e = NULL;
+    cr_assert_eq(fg_experiment_load(path, &e), FG_OK, "%s", fg_errmsg());
+    int idx = fg_fix_param_index(fg_experiment_approach(e, 0), "command");
+    cr_assert_geq(idx, 0);
+    cr_expect_str_eq(fg_experiment_strings(e, 0)[idx], "python3 fix.py --x 1");
     fg_experiment_free(e);
 }
 

@@ -110,6 +110,26 @@ Test(jobs, parameter_change_changes_only_that_approach, .init = setup, .fini = t
     free(t);
 }
 
+Test(jobs, string_parameter_in_the_key, .init = setup, .fini = toy_cleanup)
+{
+    fg_experiment *a = load_text(
+        "a", "seeds: [1]\nsubjects: [tiny]\napproaches:\n  - {approach: external, params: "
+             "{command: 'fix-a'}}\n");
+    fg_experiment *b = load_text(
+        "b", "seeds: [1]\nsubjects: [tiny]\napproaches:\n  - {approach: external, params: "
+             "{command: 'fix-b'}}\n");
+    fg_job *ja, *jb;
+    int na, nb;
+    cr_assert_eq(fg_experiment_jobs(a, &ja, &na), FG_OK);
+    cr_assert_eq(fg_experiment_jobs(b, &jb, &nb), FG_OK);
+    cr_expect_str_eq(ja[0].key, jb[0].key, "prepare unchanged");
+    cr_expect_str_neq(ja[1].key, jb[1].key, "another command, another fix job");
+    free(ja);
+    free(jb);
+    fg_experiment_free(a);
+    fg_experiment_free(b);
+}
+
 Test(jobs, preset_change_changes_keys, .init = setup, .fini = toy_cleanup)
 {
     char buf[512];
@@ -123,9 +143,7 @@ Test(jobs, subject_content_changes_its_jobs, .init = setup, .fini = toy_cleanup)
     fg_job *ja;
     int na;
     cr_assert_eq(fg_experiment_jobs(a, &ja, &na), FG_OK);
-    char p[256];
-    snprintf(p, sizeof p, "%s/experiments/subjects/vgg.yaml", home);
-    toy_write(p, "name: vgg\nmodel: vgg-bn\nepochs: 3\nsplits: {train: 1000}\n");
+    toy_subject(home, "vgg", "vgg-small", 1000, 3);
     fg_experiment *c = load_text("c", BASE);
     fg_job *jc;
     int nc;
@@ -138,6 +156,43 @@ Test(jobs, subject_content_changes_its_jobs, .init = setup, .fini = toy_cleanup)
     free(jc);
     fg_experiment_free(a);
     fg_experiment_free(c);
+}
+
+/* Keys of BASE after rewriting the vgg subject; returns how many jobs changed
+ * and checks that only jobs whose label contains `must` did. */
+static int vgg_rewrite_changes(double eps, const char *root, const char *comment, const char *must)
+{
+    fg_experiment *a = load_text("a", BASE);
+    fg_job *ja;
+    int na;
+    cr_assert_eq(fg_experiment_jobs(a, &ja, &na), FG_OK);
+    toy_subject_ex(home, "vgg", "vgg-small", 1000, 2, eps, root, comment);
+    fg_experiment *c = load_text("c", BASE);
+    fg_job *jc;
+    int nc, changed = 0;
+    cr_assert_eq(fg_experiment_jobs(c, &jc, &nc), FG_OK);
+    for (int i = 0; i < na; i++) {
+        int differs = strcmp(ja[i].key, jc[i].key) != 0;
+        int allowed = must && strstr(ja[i].label, must) && strstr(ja[i].label, " vgg");
+        cr_expect(!differs || allowed, "%s changed", ja[i].label);
+        changed += differs;
+    }
+    free(ja);
+    free(jc);
+    fg_experiment_free(a);
+    fg_experiment_free(c);
+    return changed;
+}
+
+Test(jobs, data_location_and_comments_keep_keys, .init = setup, .fini = toy_cleanup)
+{
+    cr_expect_eq(vgg_rewrite_changes(0.1, "/elsewhere/data", "moved and commented", NULL), 0);
+}
+
+Test(jobs, epsilon_changes_only_robustness, .init = setup, .fini = toy_cleanup)
+{
+    /* calibrating epsilon re-runs the attacks, not the training or the fixing */
+    cr_expect_eq(vgg_rewrite_changes(0.05, "/nonexistent", "a test subject", "robustness "), 2);
 }
 
 Test(jobs, dependencies, .init = setup, .fini = toy_cleanup)

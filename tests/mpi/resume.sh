@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Resume is always on: a rerun skips what the ledger holds, --dry-run lists
+# the jobs with their cost and writes nothing, --force reruns every job and
+# still leaves each result exactly once, `fixgrid tables` rebuilds the tables
+# from the ledger alone.
+source "$(dirname "$0")/lib.sh"
+
+mkexp exp.yaml
+out=$(outdir_of exp.yaml)
+all_keys exp.yaml > keys.txt
+n=$(wc -l < keys.txt)
+[ "$n" -ge 3 ] || fail "expected a few jobs, dry run listed $n"
+
+# The dry run lists every job (kind, key, cost, priority, label) and writes nothing.
+"$FG_EXE" run exp.yaml --dry-run > dry.txt
+grep -q "^# $n jobs: $n to run, 0 done" dry.txt || fail "dry run header: $(head -2 dry.txt)"
+awk '!/^#/ && NR > 3 && $3 + 0 <= 0 {exit 1}' dry.txt || fail "a job without a positive cost"
+[ ! -e "$out" ] || fail "the dry run created $out"
+
+run_np 2 run exp.yaml 2> run1.txt || fail "first run failed: $(cat run1.txt)"
+$PY "$CHECK" once "$out/ledger.tsv" keys.txt
+cp "$out/ledger.tsv" ledger1.tsv
+"$FG_EXE" run exp.yaml --dry-run | grep -q "^# $n jobs: 0 to run, $n done" || fail "dry run after the run"
+
+# A rerun runs nothing and leaves the ledger as it was.
+run_np 2 run exp.yaml 2> run2.txt || fail "rerun failed"
+grep -q "0 jobs to run" run2.txt || fail "rerun ran jobs: $(cat run2.txt)"
+cmp -s ledger1.tsv "$out/ledger.tsv" || fail "the rerun changed the ledger"
+
+# Lose the last job record (as if killed before it was written): a rerun
+# runs exactly that one.
+head -n -1 ledger1.tsv > "$out/ledger.tsv"
+run_np 1 run exp.yaml 2> run3.txt || fail "partial rerun failed"
+grep -q "1 jobs to run" run3.txt || fail "expected 1 job to rerun: $(grep 'jobs to run' run3.txt)"
+$PY "$CHECK" once "$out/ledger.tsv" keys.txt
+
+# --force reruns all and replaces the records (still exactly once each).
+run_np 2 run exp.yaml --force 2> run4.txt || fail "--force failed"
+grep -q "$n jobs to run" run4.txt || fail "--force did not rerun all: $(grep 'jobs to run' run4.txt)"
+$PY "$CHECK" once "$out/ledger.tsv" keys.txt
+
+# The tables come from the ledger alone.
+mkdir copy
+cp "$out/ledger.tsv" copy/
+"$FG_EXE" tables copy || fail "fixgrid tables failed"
+$PY "$CHECK" tables "$out" copy
+pass "resume, --dry-run, --force and fixgrid tables"

@@ -115,7 +115,9 @@ typedef enum { FG_MODE_EVAL, FG_MODE_TRAIN, FG_MODE_COUNT } fg_mode;
 
 /* ReLU masks and max-pool choices: OFF computes them, RECORD computes and keeps
  * them per sample, FROZEN reuses the recorded ones, making the network affine
- * in its input and in each layer's parameters. FROZEN needs the same n. */
+ * in its input and in each layer's parameters. FROZEN needs the same n
+ * (else the fatal hook). Dropout masks are recorded and replayed the same
+ * way; batch norm is affine only in EVAL mode (TRAIN uses batch statistics). */
 typedef enum { FG_PATTERN_OFF, FG_PATTERN_RECORD, FG_PATTERN_FROZEN, FG_PATTERN_COUNT } fg_pattern;
 
 /* ---- building ---- */
@@ -126,7 +128,9 @@ int fg_model_parse(const char *desc, const char *src, fg_model **out);
 /* PyTorch-default initialisation (kaiming-uniform a=sqrt(5) for weights,
  * uniform(+-1/sqrt(fan_in)) for biases, BN gamma 1 beta 0, running var 1). */
 void fg_model_init_params(fg_model *m, fg_rng *rng);
-/* Deep copy: description, parameters, state, frozen flags (no activations). */
+/* Deep copy: description, parameters, state, frozen flags, mode and the
+ * input-gradient setting, with the same offsets. Not copied: activations
+ * (reserve again), the borrowed rng and the recorded pattern. */
 fg_model *fg_model_clone(const fg_model *m);
 void fg_model_free(fg_model *m);
 /* Allocate activation buffers for batches up to max_batch (idempotent, grows). */
@@ -172,13 +176,15 @@ void fg_model_set_frozen(fg_model *m, int node, int frozen);
 const unsigned char *fg_model_frozen_mask(fg_model *m);
 
 /* ---- running ---- */
+/* A new model starts in EVAL mode. */
 void fg_model_set_mode(fg_model *m, fg_mode mode);
 fg_mode fg_model_mode(const fg_model *m);
 /* Dropout draws from this stream in TRAIN mode (borrowed, may be NULL in EVAL). */
 void fg_model_set_rng(fg_model *m, fg_rng *rng);
 void fg_model_set_pattern(fg_model *m, fg_pattern p);
 
-/* Forward n samples (n <= reserved batch) of x (n x input size). Returns the
+/* Forward n samples of x (n x input size); n above the reserved batch grows
+ * the buffers first (allocation: reserve once up front instead). Returns the
  * output activations (n x n_classes), owned by the model, valid until the next call. */
 const float *fg_model_forward(fg_model *m, const float *x, int n);
 /* Re-run nodes (from, end] on the activations already held for nodes <= from

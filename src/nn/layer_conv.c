@@ -55,9 +55,10 @@ static void im2col(const float *x, int n, int c, int h, int w, int k, int s, int
                             d[ox] = 0.0f;
                         if (s == 1) {
                             /* rows are short (ow floats): a loop beats memcpy calls */
-                            const float *sr = srow - p + kj;
-                            for (int ox = xlo; ox < xhi; ox++)
-                                d[ox] = sr[ox];
+                            const float *sr = srow + (xlo - p + kj);
+                            float *dd = d + xlo;
+                            for (int q = 0; q < xhi - xlo; q++)
+                                dd[q] = sr[q];
                         } else {
                             for (int ox = xlo; ox < xhi; ox++)
                                 d[ox] = srow[ox * s - p + kj];
@@ -87,8 +88,16 @@ static void col2im(const float *col, int n, int c, int h, int w, int k, int s, i
                     for (int oy = ylo; oy < yhi; oy++) {
                         const float *srow = src + (size_t)oy * ow;
                         float *drow = dst + (size_t)(oy * s - p + ki) * w;
-                        for (int ox = xlo; ox < xhi; ox++)
-                            drow[ox * s - p + kj] += srow[ox];
+                        if (s == 1) {
+                            /* contiguous: vectorises */
+                            float *dr = drow + (xlo - p + kj);
+                            const float *sr = srow + xlo;
+                            for (int q = 0; q < xhi - xlo; q++)
+                                dr[q] += sr[q];
+                        } else {
+                            for (int ox = xlo; ox < xhi; ox++)
+                                drow[ox * s - p + kj] += srow[ox];
+                        }
                     }
                 }
             }

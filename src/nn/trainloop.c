@@ -80,7 +80,7 @@ float fg_train_epoch(fg_model *m, fg_optim *o, const float *x, const int *y, int
     }
 
 cleanup:
-    fg_model_set_input_grad(m, 1); /* the default, which attacks and attributions need */
+    fg_model_set_input_grad(m, -1); /* back to the default: input gradients outside TRAIN mode */
     free(idx);
     free(by);
     free(bx);

@@ -18,3 +18,7 @@ endforeach()
 add_test(NAME runner_overhead COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/overhead.sh)
 set_tests_properties(runner_overhead PROPERTIES LABELS slow TIMEOUT 300
                      RESOURCE_LOCK fg_mpi ENVIRONMENT "${FG_TEST_ENV}")
+# The approaches through the runner (issue: RR > 0, identical with -np 1 and 2).
+add_test(NAME runner_approaches COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/approaches.sh)
+set_tests_properties(runner_approaches PROPERTIES LABELS integration TIMEOUT 600
+                     RESOURCE_LOCK fg_mpi ENVIRONMENT "${FG_TEST_ENV}")

@@ -79,6 +79,24 @@ wait_state() {
     return 1
 }
 
+# release_requeued JOB: once the requeued JOB is PENDING and its previous run
+# is fully torn down (no job or node left COMPLETING), let it start now. Starting
+# it while the old step's credential is still being revoked makes slurmctld
+# kill it as "non-startable" (seen under load).
+release_requeued() {
+    local s=""
+    for _ in $(seq 1 120); do
+        s=$(scontrol show job "$1" | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+        if [ "$s" = PENDING ] && [ -z "$(squeue -h -t CG -o %i)" ] &&
+            ! sinfo -h -o %T | grep -qi completing; then
+            break
+        fi
+        sleep 0.5
+    done
+    sleep 1
+    scontrol update jobid="$1" StartTime=now
+}
+
 mkexp exp.yaml 's/time_s:.*/time_s: 120/'
 out=$(outdir_of exp.yaml)
 all_keys exp.yaml > keys.txt
@@ -102,12 +120,7 @@ for _ in $(seq 1 120); do
 done
 [ "$(pgrep -fc "$FG_EXE job $T/" || true)" -ge 2 ] || fail "no hanging jobs: $(cat "$T/run-$job.out")"
 scontrol requeue "$job"
-for _ in $(seq 1 60); do
-    s=$(scontrol show job "$job" | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
-    [ "$s" = PENDING ] && break
-    sleep 0.5
-done
-scontrol update jobid="$job" StartTime=now
+release_requeued "$job"
 wait_state "$job" COMPLETED 120 || fail "the requeued job did not complete: $(cat "$T/run-$job.out")"
 log="$T/run-$job.out"
 cat "$log"
@@ -134,12 +147,7 @@ for _ in $(seq 1 60); do
     sleep 0.5
 done
 grep -q "requeueing job $job" "$T/warn-$job.out" || fail "no self-requeue: $(cat "$T/warn-$job.out")"
-for _ in $(seq 1 60); do
-    s=$(scontrol show job "$job" | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
-    [ "$s" = PENDING ] && break
-    sleep 0.5
-done
-scontrol update jobid="$job" StartTime=now
+release_requeued "$job"
 wait_state "$job" COMPLETED 120 || fail "the warned job did not complete: $(cat "$T/warn-$job.out")"
 cat "$T/warn-$job.out"
 grep -q "no new jobs" "$T/warn-$job.out" || fail "the run did not hear the warning"

@@ -131,8 +131,11 @@ def side_effects_heatmap(cells, path, title):
         _no_data(ax, "OK cells")
     else:
         score = mat * np.array([s for _, _, s in SIDE_EFFECTS])
-        scale = np.nanmax(np.abs(score), axis=0)
-        scale[~np.isfinite(scale) | (scale == 0)] = 1.0
+        # a metric no OK cell has (AAOD off the fairness subjects) is an all-NaN
+        # column: its scale is a placeholder, masked out below anyway
+        finite = np.isfinite(score)
+        scale = np.where(finite, np.abs(np.where(finite, score, 0.0)), 0.0).max(axis=0)
+        scale[scale == 0] = 1.0
         ax.imshow(np.ma.masked_invalid(score / scale), cmap="RdYlGn", vmin=-1, vmax=1,
                   aspect="auto")
         for i in range(len(rows)):

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch side of the throughput benchmark (bench/bench_nn.c is the fixgrid side).
 
-Each zoo model is built from the same models/*.desc file (bench/fgdesc.py) and
+Each zoo model is built from the same models/*.desc file (tests/fixtures/fgdesc.py, the parity fixtures' builder) and
 timed on random inputs: training = zero_grad, forward, cross-entropy, backward,
 SGD-with-momentum step; inference = eval-mode forward under no_grad. Prints one
 line per configuration in the format bench/run reads:
@@ -24,7 +24,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
 import fgdesc  # noqa: E402
 
 
@@ -55,10 +55,10 @@ def timed(fn, seconds):
 
 
 def bench(name, text, batch, mode, seconds, gen):
-    net = fgdesc.DescNet(text, name)
-    c, h, w = net.input_shape()
+    net = fgdesc.build_model(text, name)
+    c, h, w = net.shapes[0]
     x = torch.rand(batch, c, h, w, generator=gen)
-    y = torch.randint(0, net.out_shape[0], (batch,), generator=gen)
+    y = torch.randint(0, net.shapes[-1][0], (batch,), generator=gen)
     if mode == "train":
         net.train()
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -100,14 +100,13 @@ def timed_mean(fn, seconds):
 
 
 def profile(name, text, batch, seconds, gen):
-    full = fgdesc.DescNet(text, name)
-    shapes = {nd["name"]: nd["shape"] for nd in full.nodes}
-    for nd in full.nodes[1:]:
+    full = fgdesc.build_model(text, name)
+    for i, nd in enumerate(full.nodes[1:], 1):
         line = node_line(nd)
         if line is None:
             continue
-        c, h, w = shapes[nd["in"][0]]
-        net = fgdesc.DescNet(f"input c={c} h={h} w={w}\n{line}\n", "profile")
+        c, h, w = full.shapes[nd["in"][0]]
+        net = fgdesc.build_model(f"input c={c} h={h} w={w}\n{line}\n", "profile")
         net.train()
         x = torch.rand(batch, c, h, w, generator=gen) - 0.5
         x.requires_grad_(True)  # as bench_nn, which computes the input gradient
@@ -125,7 +124,7 @@ def profile(name, text, batch, seconds, gen):
 
         tf = timed_mean(fwd, seconds / 4)
         tfb = timed_mean(fwd_bwd, seconds / 4)
-        oc, oh, ow = nd["shape"]
+        oc, oh, ow = full.shapes[i]
         print(f"LAYER side=torch model={name} node={nd['name']} kind={nd['kind']} "
               f"in={c}x{h}x{w} out={oc}x{oh}x{ow} batch={batch} fwd_us={tf * 1e6:.1f} "
               f"bwd_us={max(tfb - tf, 0) * 1e6:.1f}", flush=True)
@@ -154,10 +153,10 @@ def main():
         texts[m] = open(path).read()
     if a.count:
         for m, t in texts.items():
-            net = fgdesc.DescNet(t, m)
+            net = fgdesc.build_model(t, m)
             n = sum(p.numel() for p in net.parameters())
             st = sum(b.numel() for k, b in net.named_buffers() if not k.endswith("num_batches_tracked"))
-            print(f"{m} params={n} state={st} out={net.out_shape[0]}")
+            print(f"{m} params={n} state={st} out={net.shapes[-1][0]}")
         return
     print(f"INFO side=torch torch={torch.__version__} threads={torch.get_num_threads()} "
           f"openblas_core={openblas_core()}", flush=True)

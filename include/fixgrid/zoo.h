@@ -3,7 +3,7 @@
  * Each entry is a models/<name>.desc file in the nn description language
  * (documented at the top of fixgrid/nn.h), embedded into the binary at build
  * time (cmake/embed_zoo.cmake), so no install path is needed and a model file
- * or PyTorch twin (bench/fgdesc.py) can be built from the same text.
+ * or PyTorch twin (tests/fixtures/fgdesc.py) can be built from the same text.
  * Entries: mlp, lenet5 (the study's), vgg16 (CIFAR VGG16-BN), vgg-small,
  * resnet18 (CIFAR ResNet18), resnet-small; each file's header comment says
  * what it is and its parameter count. Everything here is read-only data.

@@ -83,6 +83,16 @@ void fg_loc_forward_impact(fg_model *m, const fg_dataset *d, const int *idx, int
  * writes the non-dominated ones to out (sorted by index) and returns how many. */
 int fg_pareto_front(const float *a, const float *b, const long *cand, long n, long *out);
 
+/* ---- search spaces from the targets' layers ---- */
+typedef struct {
+    float mean, std, min, max; /* over the whole weight (kernel) tensor of a node */
+} fg_kernel_stats;
+/* The node whose weight tensor holds global parameter index g, or -1. */
+int fg_fix_kernel_node(const fg_model *m, long g);
+/* For each target index: its node (node[i]) and that node's kernel statistics
+ * (st[i]); each node's statistics are computed once. */
+void fg_fix_kernel_stats(const fg_model *m, const long *targets, long n, int *node, fg_kernel_stats *st);
+
 /* ---- population searches (maximise) ---- */
 typedef double (*fg_fitness_fn)(void *user, const float *x);
 

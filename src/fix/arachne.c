@@ -84,15 +84,6 @@ static double ar_fitness(void *user, const float *x)
     return score(f->correct, f->ce, f->n_neg, f->tail.n) + f->alpha * score(f->correct, f->ce, 0, f->n_neg);
 }
 
-static int node_of(const fg_model *m, long g)
-{
-    for (int l = 0; l < fg_model_n_nodes(m); l++) {
-        const fg_layer *L = fg_model_node(m, l);
-        if (L->n_w > 0 && g >= L->w_off && g < L->w_off + L->n_w) return l;
-    }
-    return -1;
-}
-
 static int ar_run(const fg_fix_ctx *ctx, fg_fix_result *res)
 {
     const double *pv = ctx->params;
@@ -144,26 +135,19 @@ static int ar_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     lo = fg_xfloats((size_t)nt), hi = fg_xfloats((size_t)nt), mean = fg_xfloats((size_t)nt);
     sd = fg_xfloats((size_t)nt), orig = fg_xfloats((size_t)nt), best = fg_xfloats((size_t)nt);
     int earliest = fg_model_n_nodes(m);
+    int *tnode = fg_xmalloc(sizeof(int) * (size_t)(nt ? nt : 1));
+    fg_kernel_stats *ks = fg_xmalloc(sizeof *ks * (size_t)(nt ? nt : 1));
+    fg_fix_kernel_stats(m, front, nt, tnode, ks);
     for (int i = 0; i < nt; i++) {
-        int l = node_of(m, front[i]);
-        const fg_layer *L = fg_model_node(m, l);
-        if (l < earliest) earliest = l;
-        double s = 0, s2 = 0;
-        float mn = INFINITY, mx = -INFINITY;
-        for (long j = 0; j < L->n_w; j++) {
-            float v = w[L->w_off + j];
-            s += v;
-            s2 += (double)v * v;
-            if (v < mn) mn = v;
-            if (v > mx) mx = v;
-        }
-        double mu = s / L->n_w;
-        mean[i] = (float)mu;
-        sd[i] = (float)sqrt(fmax(0.0, s2 / L->n_w - mu * mu));
-        lo[i] = mn < 0 ? 2 * mn : mn / 2;
-        hi[i] = mx > 0 ? 2 * mx : mx / 2;
+        if (tnode[i] < earliest) earliest = tnode[i];
+        mean[i] = ks[i].mean;
+        sd[i] = ks[i].std;
+        lo[i] = ks[i].min < 0 ? 2 * ks[i].min : ks[i].min / 2;
+        hi[i] = ks[i].max > 0 ? 2 * ks[i].max : ks[i].max / 2;
         orig[i] = w[front[i]];
     }
+    free(tnode);
+    free(ks);
 
     /* fitness set: I_neg then I_pos (capped by pos_limit) */
     int pos_limit = (int)pv[P_POS_LIMIT], n_fp = sets.n_pos;

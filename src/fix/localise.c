@@ -216,3 +216,40 @@ int fg_pareto_front(const float *a, const float *b, const long *cand, long n, lo
     qsort(out, (size_t)m, sizeof(long), by_index);
     return (int)m;
 }
+
+int fg_fix_kernel_node(const fg_model *m, long g)
+{
+    for (int l = 0; l < fg_model_n_nodes(m); l++) {
+        const fg_layer *L = fg_model_node(m, l);
+        if (L->n_w > 0 && g >= L->w_off && g < L->w_off + L->n_w) return l;
+    }
+    return -1;
+}
+
+void fg_fix_kernel_stats(const fg_model *m, const long *targets, long n, int *node, fg_kernel_stats *st)
+{
+    int nn = fg_model_n_nodes(m);
+    fg_kernel_stats *cache = fg_xcalloc((size_t)nn, sizeof *cache);
+    unsigned char *done = fg_xcalloc((size_t)nn, 1);
+    const float *w = fg_model_params_c(m);
+    for (long t = 0; t < n; t++) {
+        int l = fg_fix_kernel_node(m, targets[t]);
+        node[t] = l;
+        if (!done[l]) {
+            const fg_layer *L = fg_model_node(m, l);
+            double s1 = 0, s2 = 0;
+            float mn = INFINITY, mx = -INFINITY;
+            for (long j = 0; j < L->n_w; j++) {
+                float v = w[L->w_off + j];
+                s1 += v, s2 += (double)v * v;
+                mn = fminf(mn, v), mx = fmaxf(mx, v);
+            }
+            double mu = s1 / L->n_w;
+            cache[l] = (fg_kernel_stats){(float)mu, (float)sqrt(fmax(0.0, s2 / L->n_w - mu * mu)), mn, mx};
+            done[l] = 1;
+        }
+        st[t] = cache[l];
+    }
+    free(cache);
+    free(done);
+}

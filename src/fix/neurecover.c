@@ -233,28 +233,19 @@ static int nr_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     mean = fg_xfloats((size_t)nt), sd = fg_xfloats((size_t)nt), vmin = fg_xfloats((size_t)nt);
     vmax = fg_xfloats((size_t)nt), best = fg_xfloats((size_t)nt), orig = fg_xfloats((size_t)nt);
     int earliest = nn;
+    int *tnode = fg_xmalloc(sizeof(int) * (size_t)nt);
+    fg_kernel_stats *ks = fg_xmalloc(sizeof *ks * (size_t)nt);
+    fg_fix_kernel_stats(m, targets, nt, tnode, ks);
     for (long t = 0; t < nt; t++) {
-        int l;
-        for (l = 0; l < nn; l++) {
-            const fg_layer *L = fg_model_node(m, l);
-            if (L->n_w > 0 && targets[t] >= L->w_off && targets[t] < L->w_off + L->n_w) break;
-        }
-        const fg_layer *L = fg_model_node(m, l);
-        if (l < earliest) earliest = l;
-        double s1 = 0, s2 = 0;
-        float mn = INFINITY, mx = -INFINITY;
-        for (long j = 0; j < L->n_w; j++) {
-            float v = w[L->w_off + j];
-            s1 += v, s2 += (double)v * v;
-            mn = fminf(mn, v), mx = fmaxf(mx, v);
-        }
-        double mu = s1 / L->n_w;
-        mean[t] = (float)mu;
-        sd[t] = (float)sqrt(fmax(0.0, s2 / L->n_w - mu * mu));
-        vmin[t] = (mx - mn) / 5;
-        vmax[t] = 5 * (mx - mn);
+        if (tnode[t] < earliest) earliest = tnode[t];
+        mean[t] = ks[t].mean;
+        sd[t] = ks[t].std;
+        vmin[t] = (ks[t].max - ks[t].min) / 5;
+        vmax[t] = 5 * (ks[t].max - ks[t].min);
         orig[t] = w[targets[t]];
     }
+    free(tnode);
+    free(ks);
     idx = fg_xmalloc(sizeof(int) * (size_t)(cur.n_neg + cur.n_pos + 1));
     memcpy(idx, cur.neg, sizeof(int) * (size_t)cur.n_neg);
     int npos = fg_fix_sample(cur.pos, cur.n_pos, (int)pv[P_POS], ctx->rng, idx + cur.n_neg);

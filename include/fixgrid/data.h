@@ -28,6 +28,9 @@ static inline size_t fg_dataset_dim(const fg_dataset *d)
 void fg_dataset_free(fg_dataset *d);
 /* New dataset holding the rows idx[0..n) of src (copies). */
 void fg_dataset_subset(const fg_dataset *src, const int *idx, int n, fg_dataset *out);
+/* Copy rows idx[0..n) of d into x (n x dim floats) and, when y is not NULL,
+ * their labels into y: the batch gatherer of every consumer of a subset. */
+void fg_dataset_gather(const fg_dataset *d, const int *idx, int n, float *x, int *y);
 /* Append b's rows to a (same shape). */
 int fg_dataset_concat(fg_dataset *a, const fg_dataset *b);
 

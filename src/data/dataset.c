@@ -102,3 +102,12 @@ void fg_dataset_standardize_features(fg_dataset *d, const float *mean, const flo
             *p = (*p - mean[j]) / std[j];
         }
 }
+
+void fg_dataset_gather(const fg_dataset *d, const int *idx, int n, float *x, int *y)
+{
+    size_t dim = fg_dataset_dim(d);
+    for (int i = 0; i < n; i++) {
+        memcpy(x + (size_t)i * dim, d->x + (size_t)idx[i] * dim, sizeof(float) * dim);
+        if (y) y[i] = d->y[idx[i]];
+    }
+}

@@ -20,15 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void gather(const fg_dataset *d, const int *idx, int s, int nb, float *xb, int *yb)
-{
-    size_t dim = fg_dataset_dim(d);
-    for (int i = 0; i < nb; i++) {
-        memcpy(xb + (size_t)i * dim, d->x + (size_t)idx[s + i] * dim, sizeof(float) * dim);
-        if (yb) yb[i] = d->y[idx[s + i]];
-    }
-}
-
 void fg_loc_grad_loss(fg_model *m, const fg_dataset *d, const int *idx, int n, int batch, float *out)
 {
     size_t np = fg_model_n_params(m), dim = fg_dataset_dim(d);
@@ -41,7 +32,7 @@ void fg_loc_grad_loss(fg_model *m, const fg_dataset *d, const int *idx, int n, i
     fg_model_zero_grad(m);
     for (int s = 0; s < n; s += batch) {
         int nb = n - s < batch ? n - s : batch;
-        gather(d, idx, s, nb, xb, yb);
+        fg_dataset_gather(d, idx + s, nb, xb, yb);
         const float *z = fg_model_forward(m, xb, nb);
         fg_loss_ce(z, yb, nb, k, dz);
         for (size_t i = 0; i < (size_t)nb * (size_t)k; i++) dz[i] *= (float)nb; /* mean -> sum */
@@ -105,7 +96,7 @@ void fg_loc_forward_impact(fg_model *m, const fg_dataset *d, const int *idx, int
     float *col = fg_xfloats(colmax ? colmax : 1);
     for (int s = 0; s < n; s += batch) {
         int nb = n - s < batch ? n - s : batch;
-        gather(d, idx, s, nb, xb, NULL);
+        fg_dataset_gather(d, idx + s, nb, xb, NULL);
         fg_model_forward(m, xb, nb);
         fg_model_zero_grad(m);
         fg_model_backward(m, ones); /* d(sum of logits) */

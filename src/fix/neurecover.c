@@ -98,8 +98,7 @@ static void simple_fi(fg_model *m, const fg_dataset *d, const int *idx, int n, i
     fg_model_reserve(m, batch);
     for (int s = 0; s < n; s += batch) {
         int nb = n - s < batch ? n - s : batch;
-        for (int i = 0; i < nb; i++)
-            memcpy(xb + (size_t)i * dim, d->x + (size_t)idx[s + i] * dim, sizeof(float) * dim);
+        fg_dataset_gather(d, idx + s, nb, xb, NULL);
         fg_model_forward(m, xb, nb);
         for (int l = 0; l < fg_model_n_nodes(m); l++) {
             const fg_layer *L = fg_model_node(m, l);

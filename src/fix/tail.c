@@ -46,10 +46,7 @@ int fg_tail_init(fg_tail *t, fg_model *m, int cut, const fg_dataset *d, const in
     float *xb = fg_xfloats((size_t)batch * in_dim);
     for (int s = 0; s < n; s += batch) {
         int nb = n - s < batch ? n - s : batch;
-        for (int i = 0; i < nb; i++) {
-            memcpy(xb + (size_t)i * in_dim, d->x + (size_t)idx[s + i] * in_dim, sizeof(float) * in_dim);
-            t->labels[s + i] = d->y[idx[s + i]];
-        }
+        fg_dataset_gather(d, idx + s, nb, xb, t->labels + s);
         const float *out = fg_model_forward(m, xb, nb);
         memcpy(t->logits + (size_t)s * t->k, out, sizeof(float) * (size_t)nb * (size_t)t->k);
         memcpy(t->acts + (size_t)s * t->dim, cut >= 0 ? fg_model_act(m, cut) : xb,

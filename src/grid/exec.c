@@ -365,15 +365,6 @@ static void attack_rng(const fg_experiment *e, const fg_job *job, fg_rng *r)
     fg_rng_seed_key(r, (uint64_t)e->rob_pool_seed, tag);
 }
 
-static void gather(const fg_dataset *d, const int *idx, int n, float *x, int *y)
-{
-    size_t dim = fg_dataset_dim(d);
-    for (int i = 0; i < n; i++) {
-        memcpy(x + (size_t)i * dim, d->x + (size_t)idx[i] * dim, dim * sizeof *x);
-        y[i] = d->y[idx[i]];
-    }
-}
-
 /* Ensemble rows of one seed: accuracy, NFR and AAOD on the test split, ASR on
  * the pool (x_adv from PGD against the soft vote of f0 and f1). */
 static int ensembles(const fg_experiment *e, const fg_job *job, const job_env *v, fg_model *f1,
@@ -493,7 +484,7 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
     size_t dim = fg_dataset_dim(te);
     px = fg_xmalloc((size_t)(n_pool > 0 ? n_pool : 1) * dim * sizeof *px);
     py = fg_xmalloc((size_t)(n_pool > 0 ? n_pool : 1) * sizeof *py);
-    gather(te, idx, n_pool, px, py);
+    fg_dataset_gather(te, idx, n_pool, px, py);
     fg_pgd_cfg pgd;
     fg_pgd_defaults(&pgd, v.s.epsilon);
     pgd.batch = PGD_BATCH;

@@ -135,6 +135,10 @@ fg_model *fg_model_clone(const fg_model *m);
 void fg_model_free(fg_model *m);
 /* Allocate activation buffers for batches up to max_batch (idempotent, grows). */
 void fg_model_reserve(fg_model *m, int max_batch);
+/* Free the activation buffers (parameters, gradients and state stay); the next
+ * forward or reserve allocates them again. For models kept only as weights
+ * (Apricot's reduced models). */
+void fg_model_release(fg_model *m);
 /* Canonical description text (owned by the model). Parsing it rebuilds the
  * same graph, including modules added with fg_model_insert. */
 const char *fg_model_desc(const fg_model *m);

@@ -171,6 +171,7 @@ static int ap_run(const fg_fix_ctx *ctx, fg_fix_result *res)
         if (rc) break;
         fg_model_predict(rd[k], rep->x, rep->n, 256, pred, NULL);
         for (int i = 0; i < rep->n; i++) ok[(size_t)k * rep->n + i] = pred[i] == rep->y[i];
+        fg_model_release(rd[k]); /* only its weights are needed from here on */
         if (ctx->progress) ctx->progress(ctx->progress_user, 0.5 * (k + 1) / nr, "reduced model");
     }
     free(all), free(pick);

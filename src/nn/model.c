@@ -105,6 +105,11 @@ void fg_model_reserve(fg_model *m, int max_batch)
     alloc_runtime(m, max_batch);
 }
 
+void fg_model_release(fg_model *m)
+{
+    free_runtime(m);
+}
+
 void fg_model_free(fg_model *m)
 {
     if (!m) return;

@@ -208,6 +208,20 @@ Test(model, reserve_is_grow_only)
     fg_model_free(m);
 }
 
+Test(model, release_keeps_weights_and_outputs)
+{
+    fg_model *m = parse_ok("input c=1 h=4 w=4\nconv out=2 k=3\nbn\nrelu\ndense out=3");
+    randomize(m, 7);
+    float x[4 * 16], before[4 * 3];
+    rand_input(x, 4 * 16, 8);
+    memcpy(before, fg_model_forward(m, x, 4), sizeof before);
+    fg_model_release(m);
+    cr_expect_null(fg_model_act(m, 1), "release kept the activation buffers");
+    const float *after = fg_model_forward(m, x, 4);
+    cr_expect_eq(max_abs_diff(before, after, 4 * 3), 0.0, "outputs changed across a release");
+    fg_model_free(m);
+}
+
 /* ---- forward_from, backward_from ---- */
 
 static const char *res_net = "input c=2 h=6 w=6\n"

@@ -101,6 +101,8 @@ typedef struct {
     float cr;          /* 0.7 */
     float f_lo, f_hi;  /* F ~ U(0.5, 1) drawn once per generation */
     int stall;         /* stop when the best is unchanged for more than this many gens */
+    fg_fix_progress progress; /* optional: called after each generation */
+    void *progress_user;
 } fg_de_params;
 /* DE/rand/1/bin, asynchronous (replacements visible within a generation). Initial
  * individuals ~ N(mean[i], std[i]) clipped to [lo, hi]. best[dim] receives the best. */
@@ -114,6 +116,8 @@ typedef struct {
     float lo, hi;         /* position bounds, periodic (wrap-around) handling */
     int stall;            /* 10 */
     double ftol;          /* stop when the best changes less than ftol*(1+|best|) for `stall` iters */
+    fg_fix_progress progress; /* optional: called after each iteration */
+    void *progress_user;
 } fg_pso_gbest_params;
 /* Global-best PSO; every particle starts at x0 with velocities U[0,1). */
 int fg_pso_gbest_run(const fg_pso_gbest_params *p, int dim, const float *x0, fg_fitness_fn fit,
@@ -124,6 +128,8 @@ typedef struct {
     int particles, iters; /* 100, 100 */
     double phi;           /* 4.1 -> chi ~ 0.7298 */
     int stall;            /* stop if the global best has not improved for this many iters */
+    fg_fix_progress progress; /* optional: called after each iteration */
+    void *progress_user;
 } fg_pso_constrict_params;
 /* Constriction PSO (Arachne-v1): positions ~ N(mean[i], std[i]), velocities 0, velocity
  * magnitude clamped to [vmin[i], vmax[i]]; positions unbounded. */

@@ -172,7 +172,8 @@ static int ar_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     fit.correct = fg_xmalloc((size_t)fit.tail.n);
     fit.ce = fg_xfloats((size_t)fit.tail.n);
     int gens = (int)pv[P_GENS];
-    fg_de_params de = {.pop = (int)pv[P_POP], .gens = gens, .cr = (float)pv[P_CR], .f_lo = 0.5f,
+    fg_de_params de = {.progress = ctx->progress, .progress_user = ctx->progress_user,
+                       .pop = (int)pv[P_POP], .gens = gens, .cr = (float)pv[P_CR], .f_lo = 0.5f,
                        .f_hi = 1.0f, .stall = gens / 10 > 10 ? gens / 10 : 10};
     double bf;
     rc = fg_de_run(&de, nt, lo, hi, mean, sd, ar_fitness, &fit, ctx->rng, ctx->cancel, best, &bf, &res->evals);

@@ -212,7 +212,8 @@ static int care_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     theta = fg_xfloats((size_t)k);
     best = fg_xfloats((size_t)k);
     for (int t = 0; t < k; t++) theta[t] = 1.0f;
-    fg_pso_gbest_params pso = {.particles = (int)pv[P_PARTICLES], .iters = (int)pv[P_ITERS], .w = 0.8,
+    fg_pso_gbest_params pso = {.progress = ctx->progress, .progress_user = ctx->progress_user,
+                               .particles = (int)pv[P_PARTICLES], .iters = (int)pv[P_ITERS], .w = 0.8,
                                .c1 = 0.41, .c2 = 0.41, .lo = -10, .hi = 10, .stall = 10, .ftol = 1e-3};
     double bf;
     res->evals = evals;

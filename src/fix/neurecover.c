@@ -260,7 +260,8 @@ static int nr_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     fit.alpha = pv[P_ALPHA];
     fit.correct = fg_xmalloc((size_t)fit.tail.n);
     fit.ce = fg_xfloats((size_t)fit.tail.n);
-    fg_pso_constrict_params pso = {.particles = (int)pv[P_PARTICLES], .iters = (int)pv[P_ITERS], .phi = 4.1, .stall = 10};
+    fg_pso_constrict_params pso = {.progress = ctx->progress, .progress_user = ctx->progress_user,
+                                   .particles = (int)pv[P_PARTICLES], .iters = (int)pv[P_ITERS], .phi = 4.1, .stall = 10};
     double bf;
     rc = fg_pso_constrict_run(&pso, (int)nt, mean, sd, vmin, vmax, nr_fitness, &fit, ctx->rng, ctx->cancel,
                               best, &bf, &res->evals);

@@ -71,6 +71,7 @@ int fg_de_run(const fg_de_params *p, int dim, const float *lo, const float *hi, 
                 if (ft > f[bi]) bi = i;
             }
         }
+        if (p->progress) p->progress(p->progress_user, (g + 1.0) / p->gens, "DE generation");
         if ((float)f[bi] == last_best) {
             if (++same > p->stall) break;
         } else {
@@ -133,6 +134,7 @@ int fg_pso_gbest_run(const fg_pso_gbest_params *p, int dim, const float *x0, fg_
                 memcpy(best, x + i * d, sizeof(float) * d);
             }
         }
+        if (p->progress) p->progress(p->progress_user, (it + 1.0) / p->iters, "PSO iteration");
         if (it > 0 && fabs(gf - prev) < p->ftol * (1.0 + fabs(prev))) {
             if (++calm >= p->stall) break;
         } else {
@@ -211,6 +213,7 @@ int fg_pso_constrict_run(const fg_pso_constrict_params *p, int dim, const float 
             }
         }
         stale = improved ? 0 : stale + 1;
+        if (p->progress) p->progress(p->progress_user, (it + 1.0) / p->iters, "PSO iteration");
     }
     *best_fit = gf;
     if (evals) *evals += ne;

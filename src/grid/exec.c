@@ -223,6 +223,21 @@ static void fairness_fields(fg_record_buf *b, const fg_dataset *te, const int *p
     fg_err_clear();
 }
 
+/* An approach's progress, into the job log: at most one line per 30 s, so a
+ * long job shows where it is (`tail -f OUTDIR/logs/KEY.log`). */
+typedef struct {
+    double start, last;
+} progress_log;
+
+static void log_progress(void *user, double fraction, const char *what)
+{
+    progress_log *p = user;
+    double now = fg_now();
+    if (now - p->last < 30.0) return;
+    p->last = now;
+    fg_log(FG_LOG_INFO, "%3.0f%% %s (%.0f s)", 100.0 * fraction, what ? what : "", now - p->start);
+}
+
 static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const int *cancel)
 {
     test_fault fault = read_fault(e, job);
@@ -285,6 +300,9 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
                       .preset_cpu = ap->preset_cpu,
                       .cancel = cancel};
     double t0 = fg_now();
+    progress_log plog = {t0, t0};
+    ctx.progress = log_progress;
+    ctx.progress_user = &plog;
     int rc = a->run(&ctx, &res);
     double secs = fg_now() - t0;
     if (rc || !res.f1) {

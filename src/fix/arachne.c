@@ -188,8 +188,9 @@ static int ar_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     for (int i = 0; i < nt; i++) w[front[i]] = best[i];
     res->weights_changed = 0;
     for (int i = 0; i < nt; i++) res->weights_changed += best[i] != orig[i];
-    snprintf(res->note, sizeof res->note, "pareto front %d weights; I_neg %d, I_pos %d; best fitness %.3f",
-             nt, sets.n_neg, n_fp, bf);
+    snprintf(res->note, sizeof res->note,
+             "pareto front %d weights; I_neg %d, I_pos %d (%d in the fitness); best fitness %.3f", nt,
+             sets.n_neg, sets.n_pos, n_fp, bf);
     res->f1 = m;
     m = NULL;
 cleanup:

@@ -97,6 +97,46 @@ Test(toy, arachne_changes_only_its_pareto_front)
     fg_dataset_free(&rep);
 }
 
+/* The cpu preset's I_pos sample is weighted by |I_pos| / |sample|: once the toy
+ * is repaired (every input right, each scoring 1), the best fitness is
+ * |I_pos| + alpha |I_neg|, as with all of I_pos (here 106 + 10 * 14); an
+ * unweighted sample of about 20 would give about 20 + 140. */
+Test(toy, arachne_pos_sample_keeps_the_fitness_scale)
+{
+    fg_dataset rep, test;
+    toy_data(40, 2, &rep);
+    toy_data(40, 3, &test);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    const fg_fix_approach *a = fg_fix_find("AR");
+    cr_assert_not_null(a);
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 1, pv);
+    cr_assert_eq(pv[fg_fix_param_index(a, "pos_limit")], 1000, "the cpu preset samples 1,000 of I_pos");
+    pv[fg_fix_param_index(a, "pos_limit")] = 20;
+    fg_fix_subject subj = {.name = "toy", .n_classes = 3};
+    fg_rng rng;
+    fg_rng_seed(&rng, 7);
+    fg_fix_ctx ctx = {.f0 = f0, .subject = &subj, .train = &rep, .valid = &rep, .repair = &rep,
+                      .rng = &rng, .params = pv, .preset_cpu = 1};
+    fg_fix_sets sets;
+    fg_model *probe = fg_model_clone(f0);
+    fg_fix_sets_build(probe, &rep, 64, &sets);
+    double want = sets.n_pos + 10.0 * sets.n_neg;
+    cr_assert_gt(sets.n_pos, 40, "the sample must be a real subset");
+    fg_fix_sets_free(&sets);
+    fg_model_free(probe);
+    fg_fix_result res = {0};
+    cr_assert_eq(a->run(&ctx, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert(strstr(res.variant, "pos_sample=") != NULL, "%s", res.variant);
+    cr_assert_float_eq(toy_accuracy(res.f1, &test), 100.0, 1e-9, "%s", res.note);
+    const char *bf = strstr(res.note, "best fitness ");
+    cr_assert_not_null(bf, "%s", res.note);
+    cr_assert_float_eq(atof(bf + strlen("best fitness ")), want, 1e-3, "%s", res.note);
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&rep), fg_dataset_free(&test);
+}
+
 Test(toy, care_scales_the_guilty_neuron_only)
 {
     fg_dataset rep, test;

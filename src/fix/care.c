@@ -60,7 +60,7 @@ static int care_supports(const fg_model *f0, const fg_fix_subject *s, char *reas
 }
 
 typedef struct {
-    fg_tail tail; /* inputs [0, n_neg) = I_neg, then the sampled I_pos; cut at the split */
+    fg_tail tail; /* the PSO set, cut at the split: its failing inputs [0, n_neg), then the rest */
     int n_neg, k;
     const long *cols; /* k * classes global weight indices: column of neuron i */
     const float *orig;
@@ -105,29 +105,25 @@ static int care_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     double *q = NULL;
     care_fit fit = {0};
     snprintf(res->variant, sizeof res->variant, "%s;misclassification", ctx->preset_cpu ? "cpu" : "published");
-    /* the PSO set: a uniform sample of the repair split, failing inputs first */
+    /* the PSO set: a uniform sample of the repair split (positions in I_neg then
+     * I_pos), its failing inputs first */
     int n_all = sets.n_neg + sets.n_pos, n_set = (int)pv[P_POS] > 0 ? (int)pv[P_POS] : n_all;
-    int *pool = fg_xmalloc(sizeof(int) * (size_t)(n_all + 1)), *pick = fg_xmalloc(sizeof(int) * (size_t)(n_all + 1));
-    unsigned char *failing = fg_xcalloc((size_t)rep->n + 1, 1);
-    for (int i = 0; i < sets.n_neg; i++) failing[sets.neg[i]] = 1;
-    memcpy(pool, sets.neg, sizeof(int) * (size_t)sets.n_neg);
-    memcpy(pool + sets.n_neg, sets.pos, sizeof(int) * (size_t)sets.n_pos);
-    n_set = fg_fix_sample(pool, n_all, n_set, ctx->rng, pick);
+    int *at = fg_xmalloc(sizeof(int) * (size_t)(n_all + 1)), *pick = fg_xmalloc(sizeof(int) * (size_t)(n_all + 1));
+    for (int i = 0; i < n_all; i++) at[i] = i;
+    n_set = fg_fix_sample(at, n_all, n_set, ctx->rng, pick);
     int n_neg = 0;
     for (int i = 0; i < n_set; i++)
-        if (failing[pick[i]]) idx[n_neg++] = pick[i];
+        if (pick[i] < sets.n_neg) idx[n_neg++] = sets.neg[pick[i]];
     for (int i = 0, p = n_neg; i < n_set; i++)
-        if (!failing[pick[i]]) idx[p++] = pick[i];
-    free(pool);
+        if (pick[i] >= sets.n_neg) idx[p++] = sets.pos[pick[i] - sets.n_neg];
+    free(at);
     free(pick);
-    free(failing);
     if (n_neg == 0) {
         res->f1 = m;
         m = NULL;
         snprintf(res->note, sizeof res->note, "f0 makes no error on the PSO set");
         goto cleanup;
     }
-    sets.n_neg = n_neg; /* from here on: the PSO set's failing inputs */
     int split_cut = fg_model_is_cut(m, split) ? split : fg_tail_cut_before(m, split);
     rc = fg_tail_init(&fit.tail, m, split_cut, rep, idx, n_set, batch);
     if (rc) goto cleanup;
@@ -149,26 +145,26 @@ static int care_run(const fg_fix_ctx *ctx, fg_fix_result *res)
 
     /* causal attribution on I_neg: do(h_i := v), mean P(true label) */
     int S = (int)pv[P_STEPS], saved_n = fit.tail.n;
-    float *colsave = fg_xfloats((size_t)sets.n_neg);
+    float *colsave = fg_xfloats((size_t)n_neg);
     float *probs = fg_xfloats((size_t)C);
     q = fg_xmalloc(sizeof(double) * (size_t)S);
-    fit.tail.n = sets.n_neg; /* only I_neg */
+    fit.tail.n = n_neg; /* only I_neg */
     long evals = 0;
     for (int i = 0; i < N; i++) {
-        for (int x = 0; x < sets.n_neg; x++) colsave[x] = fit.tail.acts[(size_t)x * D + (size_t)i];
+        for (int x = 0; x < n_neg; x++) colsave[x] = fit.tail.acts[(size_t)x * D + (size_t)i];
         for (int s = 0; s < S; s++) {
             float v = lo[i] + (hi[i] - lo[i]) * (float)s / (float)(S - 1);
-            for (int x = 0; x < sets.n_neg; x++) fit.tail.acts[(size_t)x * D + (size_t)i] = v;
+            for (int x = 0; x < n_neg; x++) fit.tail.acts[(size_t)x * D + (size_t)i] = v;
             fg_tail_eval(&fit.tail);
             evals++;
             double acc = 0;
-            for (int x = 0; x < sets.n_neg; x++) {
+            for (int x = 0; x < n_neg; x++) {
                 fg_softmax(fit.tail.logits + (size_t)x * C, probs, 1, C);
                 acc += probs[fit.tail.labels[x]];
             }
-            q[s] = acc / sets.n_neg;
+            q[s] = acc / n_neg;
         }
-        for (int x = 0; x < sets.n_neg; x++) fit.tail.acts[(size_t)x * D + (size_t)i] = colsave[x];
+        for (int x = 0; x < n_neg; x++) fit.tail.acts[(size_t)x * D + (size_t)i] = colsave[x];
         double mn = q[0], mx = q[0];
         for (int s = 1; s < S; s++) mn = fmin(mn, q[s]), mx = fmax(mx, q[s]);
         effect[i] = (float)(mx - mn);
@@ -201,7 +197,7 @@ static int care_run(const fg_fix_ctx *ctx, fg_fix_result *res)
             cols[t * C + j] = out->w_off + (long)j * N + top[t];
             orig[t * C + j] = w[cols[t * C + j]];
         }
-    fit.n_neg = sets.n_neg;
+    fit.n_neg = n_neg;
     fit.k = k;
     fit.cols = cols;
     fit.orig = orig;

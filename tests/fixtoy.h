@@ -72,24 +72,36 @@ static inline long toy_fault_index(const fg_model *m)
     return fg_model_node(m, fg_model_find(m, "fc2"))->w_off; /* W2[0][0] */
 }
 
-/* Run an approach on the toy with its defaults (or the cpu preset). */
-static inline int toy_run(const char *name, int preset_cpu, const fg_model *f0, const fg_model *const *hist,
-                          int n_hist, const fg_dataset *rep, uint64_t seed, fg_fix_result *res)
+/* Run an approach on the toy: parameters pv (NULL: its defaults, or the cpu
+ * preset's), training split `train`, validation and repair split `rep`. */
+static inline int toy_run_with(const char *name, int preset_cpu, const double *pv, const fg_model *f0,
+                               const fg_model *const *hist, int n_hist, const fg_dataset *train,
+                               const fg_dataset *rep, uint64_t seed, fg_fix_result *res)
 {
     const fg_fix_approach *a = fg_fix_find(name);
     cr_assert_not_null(a, "approach %s not registered", name);
-    double pv[FG_FIX_MAX_PARAMS];
-    fg_fix_param_defaults(a, preset_cpu, pv);
+    double defaults[FG_FIX_MAX_PARAMS];
+    if (!pv) {
+        fg_fix_param_defaults(a, preset_cpu, defaults);
+        pv = defaults;
+    }
     fg_fix_subject subj = {.name = "toy", .n_classes = 3, .n_groups = 0, .epsilon = 0.1f, .n_history = n_hist};
     char reason[128];
     cr_assert(a->supports(f0, &subj, reason, sizeof reason), "%s", reason);
     fg_rng rng;
     fg_rng_seed(&rng, seed);
-    fg_fix_ctx ctx = {.f0 = f0, .subject = &subj, .train = rep, .valid = rep, .repair = rep,
+    fg_fix_ctx ctx = {.f0 = f0, .subject = &subj, .train = train, .valid = rep, .repair = rep,
                       .history = hist, .n_history = n_hist, .rng = &rng, .params = pv,
                       .preset_cpu = preset_cpu};
     memset(res, 0, sizeof *res);
     return a->run(&ctx, res);
+}
+
+/* Run an approach on the toy with its defaults (or the cpu preset). */
+static inline int toy_run(const char *name, int preset_cpu, const fg_model *f0, const fg_model *const *hist,
+                          int n_hist, const fg_dataset *rep, uint64_t seed, fg_fix_result *res)
+{
+    return toy_run_with(name, preset_cpu, NULL, f0, hist, n_hist, rep, rep, seed, res);
 }
 
 static inline double toy_accuracy(fg_model *m, const fg_dataset *d)

@@ -113,11 +113,6 @@ Test(toy, arachne_pos_sample_keeps_the_fitness_scale)
     fg_fix_param_defaults(a, 1, pv);
     cr_assert_eq(pv[fg_fix_param_index(a, "pos_limit")], 1000, "the cpu preset samples 1,000 of I_pos");
     pv[fg_fix_param_index(a, "pos_limit")] = 20;
-    fg_fix_subject subj = {.name = "toy", .n_classes = 3};
-    fg_rng rng;
-    fg_rng_seed(&rng, 7);
-    fg_fix_ctx ctx = {.f0 = f0, .subject = &subj, .train = &rep, .valid = &rep, .repair = &rep,
-                      .rng = &rng, .params = pv, .preset_cpu = 1};
     fg_fix_sets sets;
     fg_model *probe = fg_model_clone(f0);
     fg_fix_sets_build(probe, &rep, 64, &sets);
@@ -125,8 +120,8 @@ Test(toy, arachne_pos_sample_keeps_the_fitness_scale)
     cr_assert_gt(sets.n_pos, 40, "the sample must be a real subset");
     fg_fix_sets_free(&sets);
     fg_model_free(probe);
-    fg_fix_result res = {0};
-    cr_assert_eq(a->run(&ctx, &res), FG_OK, "%s", fg_errmsg());
+    fg_fix_result res;
+    cr_assert_eq(toy_run_with("AR", 1, pv, f0, NULL, 0, &rep, &rep, 7, &res), FG_OK, "%s", fg_errmsg());
     cr_assert(strstr(res.variant, "pos_sample=") != NULL, "%s", res.variant);
     cr_assert_float_eq(toy_accuracy(res.f1, &test), 100.0, 1e-9, "%s", res.note);
     const char *bf = strstr(res.note, "best fitness ");
@@ -233,13 +228,8 @@ Test(toy, apricot_repairs_with_validation_gate)
     pv[fg_fix_param_index(a, "subset")] = 0.5;
     pv[fg_fix_param_index(a, "retrain_batches")] = 10;
     pv[fg_fix_param_index(a, "lr")] = 0.05;
-    fg_fix_subject subj = {.name = "toy", .n_classes = 3};
-    fg_rng rng;
-    fg_rng_seed(&rng, 17);
-    fg_fix_ctx ctx = {.f0 = f0, .subject = &subj, .train = &tr, .valid = &rep, .repair = &rep,
-                      .rng = &rng, .params = pv, .preset_cpu = 1};
-    fg_fix_result res = {0};
-    cr_assert_eq(a->run(&ctx, &res), FG_OK, "%s", fg_errmsg());
+    fg_fix_result res;
+    cr_assert_eq(toy_run_with("AP", 1, pv, f0, NULL, 0, &tr, &rep, 17, &res), FG_OK, "%s", fg_errmsg());
     double acc0 = toy_accuracy(f0, &test), acc1 = toy_accuracy(res.f1, &test);
     cr_assert_gt(acc1, acc0, "AP: %g -> %g (%s)", acc0, acc1, res.note);
     /* the validation gate: f1 is never worse than f0 on the validation split */

@@ -5,10 +5,15 @@
  * functions. `supports` says whether the published algorithm can apply to this
  * model and subject (false -> the run is UNADAPTABLE with the reason recorded).
  * `run` receives an fg_fix_ctx: the original model (read-only), the train,
- * valid and repair splits (never the test split), a seeded RNG, parameter
- * values, a work budget (evaluations or epochs, never seconds), a progress
- * callback and a cancellation flag; it returns the fixed model plus its
- * `variant` and statistics in an fg_fix_result.
+ * valid and repair splits (never the test split), what the subject says of
+ * its inputs and its original's training recipe, a seeded RNG, parameter
+ * values, a progress callback and a cancellation flag; it returns the fixed
+ * model plus its `variant` and statistics in an fg_fix_result.
+ *
+ * Budgets: an approach's work budget is its own parameters (generations,
+ * particles, epochs, evaluations, reduced models), never seconds, so a run is
+ * reproducible on any machine; the `cpu` preset scales those parameters only.
+ * fg_fix_result.evals reports the work spent.
  *
  * Ownership: the context and everything it points to belong to the caller;
  * res->f1 is a new model owned by the caller after a successful run.
@@ -20,6 +25,8 @@
 
 #include "fixgrid/data.h"
 #include "fixgrid/nn.h"
+#include "fixgrid/subject.h"
+#include "fixgrid/train.h"
 
 #define FG_FAMILY_LIST(X) X(BASELINE, "baseline") X(MODEL, "model") X(LAYER, "layer") X(NEURON, "neuron")
 typedef enum {
@@ -53,13 +60,33 @@ typedef struct {
 
 #define FG_FIX_MAX_PARAMS 24
 
-/* What the subject tells an approach (no test data here). */
+enum { FG_FIX_MAX_CHANNELS = 4 };
+
+/* What the subject tells an approach (no test data here).
+ *
+ * Inputs: an image subject (is_image = 1, c x h x w, c <= FG_FIX_MAX_CHANNELS)
+ * reaches the model preprocessed, x = (p - mean[ch]) / std[ch] per channel,
+ * from pixels p in [0, 1] (identity when n_norm = 0); augmentations that work
+ * in pixel space go through fg_fix_to_pixels / fg_fix_from_pixels (fix_train.h).
+ * A table subject (is_image = 0) has standardised features and no pixel space.
+ * recipe: how the original was trained (optimiser, lr, schedule, epochs,
+ * batch); NULL only in tests that do not need it. */
 typedef struct {
     const char *name;
     int n_classes, n_groups;
     float epsilon;
     int n_history; /* per-epoch checkpoints of the original available (0: none) */
+    int is_image;
+    int c, h, w;
+    int n_norm; /* 0 or c */
+    float mean[FG_FIX_MAX_CHANNELS], std[FG_FIX_MAX_CHANNELS];
+    const fg_recipe *recipe;
 } fg_fix_subject;
+
+/* Fill *out from a loaded subject and its training split's shape (pointers
+ * into s: keep s alive while out is used). */
+void fg_fix_subject_from(const fg_subject *s, const fg_dataset *train, int n_classes,
+                         int n_history, fg_fix_subject *out);
 
 typedef void (*fg_fix_progress)(void *user, double fraction, const char *what);
 
@@ -83,7 +110,10 @@ typedef struct {
 typedef struct {
     fg_model *f1;        /* the fixed model (new, owned by the caller) */
     char variant[96];    /* e.g. "published", "cpu", "cpu;substitute=..." */
-    long weights_changed;
+    long weights_changed; /* parameters of f0 whose value f1 changed (f1's first n_params(f0)) */
+    long params_added;    /* parameters f1 has beyond f0's (patch networks, inserted
+                           * modules): f1's graph then differs from f0's and the fixed
+                           * model's file carries its own description */
     long evals;          /* work spent: forward evaluations of a dataset, or epochs */
     char note[256];      /* free text for the results (e.g. a localisation summary) */
 } fg_fix_result;

@@ -87,6 +87,13 @@ double fg_rng_uniform_d(fg_rng *r);
 uint64_t fg_rng_below(fg_rng *r, uint64_t n);
 /* Standard normal (Box-Muller, no cached spare so the stream is stateless). */
 float fg_rng_normal(fg_rng *r);
+/* Gamma(shape, 1) for shape > 0 (Marsaglia-Tsang; shape < 1 by the
+ * U^(1/shape) boost), in double precision. */
+double fg_rng_gamma(fg_rng *r, double shape);
+/* Beta(a, b), a, b > 0, as G_a / (G_a + G_b) (mixup's lambda). */
+double fg_rng_beta(fg_rng *r, double a, double b);
+/* Dirichlet(alpha[0..k)) into out[0..k): normalised Gamma draws (sums to 1). */
+void fg_rng_dirichlet(fg_rng *r, const double *alpha, int k, double *out);
 /* Fisher-Yates shuffle of idx[0..n). */
 void fg_rng_shuffle(fg_rng *r, int *idx, size_t n);
 

@@ -71,37 +71,6 @@ static fg_recipe ap_recipe(const double *pv, int epochs)
     return r;
 }
 
-/* `steps` random minibatches of the training split (with replacement across steps) */
-static int train_steps(fg_model *m, fg_optim *o, const fg_dataset *d, int steps, int batch, float lr,
-                       fg_rng *rng)
-{
-    size_t dim = fg_dataset_dim(d);
-    int k = fg_model_n_classes(m);
-    float *xb = fg_xfloats((size_t)batch * dim), *dz = fg_xfloats((size_t)batch * (size_t)k);
-    int *yb = fg_xmalloc(sizeof(int) * (size_t)batch), rc = FG_OK;
-    fg_model_set_mode(m, FG_MODE_TRAIN);
-    fg_model_set_rng(m, rng);
-    for (int s = 0; s < steps; s++) {
-        for (int i = 0; i < batch; i++) {
-            int j = (int)fg_rng_below(rng, (uint64_t)d->n);
-            memcpy(xb + (size_t)i * dim, d->x + (size_t)j * dim, sizeof(float) * dim);
-            yb[i] = d->y[j];
-        }
-        fg_model_zero_grad(m);
-        const float *z = fg_model_forward(m, xb, batch);
-        float loss = fg_loss_ce(z, yb, batch, k, dz);
-        if (!isfinite(loss)) {
-            rc = fg_err(FG_ERR_NUMERIC, "apricot: non-finite loss while retraining");
-            break;
-        }
-        fg_model_backward(m, dz);
-        fg_optim_step(o, m, lr);
-    }
-    fg_model_set_mode(m, FG_MODE_EVAL);
-    free(xb), free(dz), free(yb);
-    return rc;
-}
-
 static void copy_weights(fg_model *dst, const fg_model *src)
 {
     memcpy(fg_model_params(dst), fg_model_params_c(src), sizeof(float) * fg_model_n_params(src));
@@ -231,7 +200,13 @@ static int ap_run(const fg_fix_ctx *ctx, fg_fix_result *res)
         double acc = fg_model_accuracy(theta, val->x, val->y, val->n, 256);
         if (acc > acc_best) acc_best = acc, copy_weights(best, theta), improved = 1;
         if ((int)pv[P_RETRAIN] > 0) {
-            rc = train_steps(theta, o, tr, (int)pv[P_RETRAIN], batch, rt.lr, ctx->rng);
+            /* `retrain_batches` random minibatches of the training split (fix_train.h) */
+            fg_fix_pool pool;
+            fg_fix_pool_init(&pool);
+            fg_fix_pool_add(&pool, tr, NULL, 0);
+            fg_fix_step st = {.optim = o, .lr = rt.lr, .mode = FG_MODE_TRAIN};
+            rc = fg_fix_train_steps(theta, &st, &pool, (int)pv[P_RETRAIN], batch, ctx->rng, ctx->cancel,
+                                    NULL);
         } else {
             fg_train_epoch(theta, o, tr->x, tr->y, tr->n, &rt, 0, ctx->rng, NULL, NULL, &rc);
             epochs_spent++;

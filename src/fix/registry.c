@@ -9,7 +9,21 @@
 #include <string.h>
 #include <strings.h>
 
-#define FG_FIX_LIST(X) X(noop) X(finetune) X(apricot) X(arachne) X(care) X(neurecover) X(external)
+/* One approach per line, grouped by family (parallel additions then touch
+ * different lines); the order is the order of `fixgrid list`. */
+#define FG_FIX_LIST(X)         \
+    /* baselines */            \
+    X(noop)                    \
+    X(finetune)                \
+    X(external)                \
+    /* model level */          \
+    X(apricot)                 \
+    /* layer level */          \
+    /* neuron level */         \
+    X(arachne)                 \
+    X(care)                    \
+    X(neurecover)              \
+    /* end of list */
 
 #define FG_X(n) extern const fg_fix_approach fg_fix_##n;
 FG_FIX_LIST(FG_X)
@@ -123,4 +137,22 @@ int fg_fix_param_parse(const fg_fix_approach *a, int idx, const char *text, doub
         return fg_err(FG_ERR_ARG, "%s.%s: expected a number, got '%s'", a->name, p->key, text);
     *v = d;
     return fg_fix_param_check(a, idx, d);
+}
+
+void fg_fix_subject_from(const fg_subject *s, const fg_dataset *train, int n_classes, int n_history,
+                         fg_fix_subject *out)
+{
+    memset(out, 0, sizeof *out);
+    out->name = s->name;
+    out->n_classes = n_classes;
+    out->n_groups = s->n_groups;
+    out->epsilon = s->epsilon;
+    out->n_history = n_history;
+    out->is_image = s->kind != FG_DATA_CSV;
+    out->c = train->c, out->h = train->h, out->w = train->w;
+    if (out->is_image && s->n_norm == train->c && s->n_norm <= FG_FIX_MAX_CHANNELS) {
+        out->n_norm = s->n_norm;
+        for (int i = 0; i < s->n_norm; i++) out->mean[i] = s->mean[i], out->std[i] = s->std[i];
+    }
+    out->recipe = &s->recipe;
 }

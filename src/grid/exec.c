@@ -270,11 +270,8 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
         rec = failure_status(e, job, "loading the training history");
         goto cleanup;
     }
-    fg_fix_subject fs = {.name = v.s.name,
-                         .n_classes = k,
-                         .n_groups = v.s.n_groups,
-                         .epsilon = v.s.epsilon,
-                         .n_history = n_hist};
+    fg_fix_subject fs;
+    fg_fix_subject_from(&v.s, &v.sp[FG_SPLIT_TRAIN], k, n_hist, &fs);
     char why[512] = "";
     if (a->supports && !a->supports(v.f0, &fs, why, sizeof why)) {
         fg_record_buf b = {0};
@@ -347,6 +344,7 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
     fg_record_num(&b, "time_s", secs);
     fg_record_int(&b, "evals", res.evals);
     fg_record_int(&b, "weights_changed", res.weights_changed);
+    fg_record_int(&b, "params_added", res.params_added);
     fg_record_str(&b, "note", res.note);
     fg_record_str(&b, "model", model_path ? model_path : "");
     free(model_path);

@@ -234,6 +234,7 @@ static const col raw_cols[] = {
     {"spd", SRC_FIX, C_NUM},      {"eod", SRC_FIX, C_NUM},
     {"di", SRC_FIX, C_NUM},       {"time_s", SRC_FIX, C_NUM},
     {"evals", SRC_FIX, C_INT},    {"weights_changed", SRC_FIX, C_INT},
+    {"params_added", SRC_FIX, C_INT},
     {"job_key", SRC_KEY, C_STR},
 };
 

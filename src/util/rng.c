@@ -83,3 +83,62 @@ void fg_rng_shuffle(fg_rng *r, int *idx, size_t n)
         idx[j] = t;
     }
 }
+
+/* Marsaglia & Tsang (2000), "A simple method for generating gamma variables":
+ * for shape >= 1, d = shape - 1/3, c = 1/sqrt(9d); draw x ~ N(0,1), v = (1+cx)^3
+ * and accept d*v on the squeeze or the log test. For shape < 1, Gamma(shape) =
+ * Gamma(shape + 1) * U^(1/shape). The normal draw is double precision here (the
+ * float fg_rng_normal would quantise small shapes' tails). */
+static double normal_d(fg_rng *r)
+{
+    double u1 = fg_rng_uniform_d(r), u2 = fg_rng_uniform_d(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+double fg_rng_gamma(fg_rng *r, double shape)
+{
+    if (!(shape > 0)) return NAN;
+    if (shape < 1) {
+        double u = fg_rng_uniform_d(r);
+        if (u < 1e-300) u = 1e-300;
+        return fg_rng_gamma(r, shape + 1) * pow(u, 1.0 / shape);
+    }
+    double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x = normal_d(r), v = 1 + c * x;
+        if (v <= 0) continue;
+        v = v * v * v;
+        double u = fg_rng_uniform_d(r), x2 = x * x;
+        if (u < 1 - 0.0331 * x2 * x2) return d * v;
+        if (u > 0 && log(u) < 0.5 * x2 + d * (1 - v + log(v))) return d * v;
+    }
+}
+
+double fg_rng_beta(fg_rng *r, double a, double b)
+{
+    double x = fg_rng_gamma(r, a), y = fg_rng_gamma(r, b);
+    double s = x + y;
+    /* both draws can underflow to 0 for tiny shapes: fall back to the mean's side */
+    if (!(s > 0)) return fg_rng_uniform_d(r) < a / (a + b) ? 1.0 : 0.0;
+    return x / s;
+}
+
+void fg_rng_dirichlet(fg_rng *r, const double *alpha, int k, double *out)
+{
+    double s = 0;
+    for (int i = 0; i < k; i++) s += (out[i] = fg_rng_gamma(r, alpha[i]));
+    if (!(s > 0)) { /* every draw underflowed: a vertex, chosen by the alphas' weights */
+        double tot = 0, u;
+        for (int i = 0; i < k; i++) tot += alpha[i];
+        u = fg_rng_uniform_d(r) * tot;
+        int pick = k - 1;
+        for (int i = 0; i < k; i++) {
+            if (u < alpha[i]) { pick = i; break; }
+            u -= alpha[i];
+        }
+        for (int i = 0; i < k; i++) out[i] = i == pick;
+        return;
+    }
+    for (int i = 0; i < k; i++) out[i] /= s;
+}

@@ -127,10 +127,10 @@ Test(tables, raw_rows_and_quoting)
     const char *head =
         "approach,family,variant,subject,seed,outcome,reason,acc0,acc,acc_up_rel,rr,nfr,bc,asr0,"
         "asr,asr_up_rel,asr_n,aaod0,aaod,aaod_up_rel,spd,eod,di,time_s,evals,weights_changed,"
-        "job_key\n";
+        "params_added,job_key\n";
     cr_assert(!strncmp(b, head, strlen(head)), "%s", b);
     cr_expect(strstr(b, "\ntoy,neuron,cpu,tiny,2,OK,,89.0000,92.0000,2.0000,20.0000,2.0000,,"
-                        "80.0000,60.0000,25.0000,500,,0.2000,,,,,20.0000,200,6,t2\n") != NULL,
+                        "80.0000,60.0000,25.0000,500,,0.2000,,,,,20.0000,200,6,,t2\n") != NULL,
               "%s", b);
     cr_expect(strstr(b, "\ntoy,neuron,cpu,vgg,2,UNADAPTABLE,\"no batch norm, sorry\",") != NULL);
     /* 12 fix rows, in header order: noop tiny 1..3, noop vgg, toy tiny, toy vgg */

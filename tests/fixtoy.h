@@ -4,8 +4,10 @@
  * (-1, 0), class 2 near (0, +-1). A hand-set network solves it exactly:
  *   h = relu(W1 x) with h = (x1+, x1-, x2+, x2-),   z = W2 h,
  *   W2 = [[1,0,0,0], [0,1,0,0], [0,0,1,1]] (biases 0).
- * The fault: W2[0][0] = -1 (neuron h1's outgoing weight to class 0 flipped),
- * so every class-0 input is misclassified. The right fix flips it back. */
+ * The fault: W2[0][0] = TOY_FAULT = 0.05 instead of TOY_GOOD = 0.5 (neuron
+ * h1's outgoing weight to class 0 nearly cut), so class-0 inputs whose x2
+ * jitter lifts the class-2 logit above 0.05 * 2 x1 are misclassified: some but
+ * not all of class 0, no other class. The right fix raises it back. */
 #ifndef FG_TEST_FIXTOY_H
 #define FG_TEST_FIXTOY_H
 
@@ -74,10 +76,12 @@ static inline long toy_fault_index(const fg_model *m)
 }
 
 /* Run an approach on the toy: parameters pv (NULL: its defaults, or the cpu
- * preset's), training split `train`, validation and repair split `rep`. */
+ * preset's), training, validation and repair splits (a test that checks a
+ * validation gate passes a validation split other than the repair one). */
 static inline int toy_run_with(const char *name, int preset_cpu, const double *pv, const fg_model *f0,
                                const fg_model *const *hist, int n_hist, const fg_dataset *train,
-                               const fg_dataset *rep, uint64_t seed, fg_fix_result *res)
+                               const fg_dataset *valid, const fg_dataset *rep, uint64_t seed,
+                               fg_fix_result *res)
 {
     const fg_fix_approach *a = fg_fix_find(name);
     cr_assert_not_null(a, "approach %s not registered", name);
@@ -91,18 +95,24 @@ static inline int toy_run_with(const char *name, int preset_cpu, const double *p
     cr_assert(a->supports(f0, &subj, reason, sizeof reason), "%s", reason);
     fg_rng rng;
     fg_rng_seed(&rng, seed);
-    fg_fix_ctx ctx = {.f0 = f0, .subject = &subj, .train = train, .valid = rep, .repair = rep,
+    fg_fix_ctx ctx = {.f0 = f0, .subject = &subj, .train = train, .valid = valid, .repair = rep,
                       .history = hist, .n_history = n_hist, .rng = &rng, .params = pv,
                       .preset_cpu = preset_cpu};
     memset(res, 0, sizeof *res);
     return a->run(&ctx, res);
 }
 
-/* Run an approach on the toy with its defaults (or the cpu preset). */
+/* Run an approach on the toy with its defaults (or the cpu preset); the repair
+ * split serves as training split too, and a validation split of its own size
+ * is drawn from another seed. */
 static inline int toy_run(const char *name, int preset_cpu, const fg_model *f0, const fg_model *const *hist,
                           int n_hist, const fg_dataset *rep, uint64_t seed, fg_fix_result *res)
 {
-    return toy_run_with(name, preset_cpu, NULL, f0, hist, n_hist, rep, rep, seed, res);
+    fg_dataset val;
+    toy_data(rep->n / 3 > 0 ? rep->n / 3 : 1, seed ^ 0x7a11dULL, &val);
+    int rc = toy_run_with(name, preset_cpu, NULL, f0, hist, n_hist, rep, &val, rep, seed, res);
+    fg_dataset_free(&val);
+    return rc;
 }
 
 static inline double toy_accuracy(fg_model *m, const fg_dataset *d)

@@ -28,7 +28,8 @@ typedef struct {
 /* The node whose weight tensor holds global parameter index g, or -1. */
 int fg_fix_kernel_node(const fg_model *m, long g);
 /* For each target index: its node (node[i]) and that node's kernel statistics
- * (st[i]); each node's statistics are computed once. */
+ * (st[i]); each node's statistics are computed once. A target outside every
+ * kernel weight gets node -1 and zero statistics. */
 void fg_fix_kernel_stats(const fg_model *m, const long *targets, long n, int *node, fg_kernel_stats *st);
 
 

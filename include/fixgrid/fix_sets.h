@@ -18,7 +18,9 @@ typedef struct {
 void fg_fix_sets_build(fg_model *m, const fg_dataset *d, int batch, fg_fix_sets *out);
 void fg_fix_sets_free(fg_fix_sets *s);
 /* Stratified sample of pos (per class max(1, round(k * |class ∩ pos| / |pos|)), capped by
- * class size), as Arachne's localisation sample; writes up to k indices, returns the count. */
+ * class size), as Arachne's localisation sample. Where the quotas add up to more than k the
+ * excess comes off the largest quotas (then, with more classes than k, off the smallest
+ * classes): writes at most min(k, n_pos) indices and returns the count. */
 int fg_fix_sample_stratified(const fg_dataset *d, const int *pos, int n_pos, int k, fg_rng *rng,
                              int *out);
 /* k indices drawn without replacement from idx[0..n) (all of them if k >= n). */

@@ -56,6 +56,12 @@ static int care_supports(const fg_model *f0, const fg_fix_subject *s, char *reas
         snprintf(reason, len, "the output node is not a dense layer, so there is no neuron layer to split at");
         return 0;
     }
+    /* CARE intervenes on the split layer's neurons alone: a graph edge that
+     * bypasses the split (a skip into the head) leaves no layer to intervene on */
+    if (!fg_model_is_cut(f0, L->in[0])) {
+        snprintf(reason, len, "the output layer's input (node %d) is not a cut of the graph: an edge bypasses it, so its neurons cannot be intervened on alone", L->in[0]);
+        return 0;
+    }
     return 1;
 }
 

@@ -226,6 +226,10 @@ void fg_fix_kernel_stats(const fg_model *m, const long *targets, long n, int *no
     for (long t = 0; t < n; t++) {
         int l = fg_fix_kernel_node(m, targets[t]);
         node[t] = l;
+        if (l < 0) { /* not a kernel weight (a bias, a BN parameter): no statistics */
+            st[t] = (fg_kernel_stats){0, 0, 0, 0};
+            continue;
+        }
         if (!done[l]) {
             const fg_layer *L = fg_model_node(m, l);
             double s1 = 0, s2 = 0;

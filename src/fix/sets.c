@@ -50,23 +50,43 @@ int fg_fix_sample(const int *idx, int n, int k, fg_rng *rng, int *out)
 int fg_fix_sample_stratified(const fg_dataset *d, const int *pos, int n_pos, int k, fg_rng *rng,
                              int *out)
 {
-    if (n_pos == 0) return 0;
+    if (n_pos == 0 || k <= 0) return 0;
     if (k >= n_pos) {
         memcpy(out, pos, sizeof(int) * (size_t)n_pos);
         return n_pos;
     }
-    int nc = d->n_classes, total = 0;
+    int nc = d->n_classes, total = 0, want = 0;
     int *members = fg_xmalloc(sizeof(int) * (size_t)n_pos);
+    int *cnt = fg_xcalloc((size_t)nc, sizeof(int)), *kc = fg_xcalloc((size_t)nc, sizeof(int));
+    for (int i = 0; i < n_pos; i++)
+        if (d->y[pos[i]] >= 0 && d->y[pos[i]] < nc) cnt[d->y[pos[i]]]++;
     for (int c = 0; c < nc; c++) {
-        int cnt = 0;
-        for (int i = 0; i < n_pos; i++)
-            if (d->y[pos[i]] == c) members[cnt++] = pos[i];
-        if (cnt == 0) continue;
-        int kc = (int)lround((double)k * cnt / n_pos);
-        if (kc < 1) kc = 1;
-        if (kc > cnt) kc = cnt;
-        total += fg_fix_sample(members, cnt, kc, rng, out + total);
+        if (cnt[c] == 0) continue;
+        kc[c] = (int)lround((double)k * cnt[c] / n_pos);
+        if (kc[c] < 1) kc[c] = 1;
+        if (kc[c] > cnt[c]) kc[c] = cnt[c];
+        want += kc[c];
     }
-    free(members);
+    /* Rounding up and the per-class minimum can ask for more than k: take the
+     * excess from the largest quotas (ties: the higher class), and only when
+     * every quota is 1 drop the smallest classes, so the result never exceeds k
+     * and the common case (no excess) draws exactly as before. */
+    while (want > k) {
+        int pick = -1;
+        for (int c = 0; c < nc; c++)
+            if (kc[c] > 1 && (pick < 0 || kc[c] >= kc[pick])) pick = c;
+        if (pick < 0)
+            for (int c = 0; c < nc; c++)
+                if (kc[c] == 1 && (pick < 0 || cnt[c] <= cnt[pick])) pick = c;
+        kc[pick]--, want--;
+    }
+    for (int c = 0; c < nc; c++) {
+        if (kc[c] == 0) continue;
+        int m = 0;
+        for (int i = 0; i < n_pos; i++)
+            if (d->y[pos[i]] == c) members[m++] = pos[i];
+        total += fg_fix_sample(members, m, kc[c], rng, out + total);
+    }
+    free(members), free(cnt), free(kc);
     return total;
 }

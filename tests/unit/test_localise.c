@@ -146,3 +146,53 @@ Test(localise, tail_matches_full_forward_and_incremental_update)
     fg_model_free(m);
     fg_dataset_free(&d);
 }
+
+/* Quotas max(1, round(k n_c / n)) can add up to more than k: with 5 classes of
+ * 20, 1, 1, 1, 1 positives and k = 4 they ask 3 + 1 + 1 + 1 + 1 = 7. The sample
+ * must still hold at most k distinct members of pos (a caller allocates k). */
+Test(localise, stratified_sample_never_exceeds_k)
+{
+    fg_dataset d = {.n = 24, .c = 1, .h = 1, .w = 1, .n_classes = 5};
+    int y[24], pos[24];
+    for (int i = 0; i < 24; i++) y[i] = i < 20 ? 0 : i - 19, pos[i] = i;
+    d.y = y;
+    fg_rng r;
+    fg_rng_seed(&r, 1);
+    for (int k = 1; k <= 12; k++) {
+        int out[12 + 1];
+        out[k] = -7; /* canary just past k */
+        int n = fg_fix_sample_stratified(&d, pos, 24, k, &r, out);
+        cr_assert_eq(n, k, "k=%d: %d indices", k, n);
+        cr_assert_eq(out[k], -7, "k=%d: wrote past k", k);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < i; j++) cr_assert_neq(out[i], out[j]);
+        if (k >= 5) /* every class still present once the quota allows it */
+            for (int c = 1; c < 5; c++) {
+                int seen = 0;
+                for (int i = 0; i < n; i++) seen |= y[out[i]] == c;
+                cr_assert(seen, "k=%d: class %d missing", k, c);
+            }
+    }
+}
+
+Test(localise, kernel_stats_of_a_bias_target_is_empty)
+{
+    fg_model *m;
+    cr_assert_eq(fg_model_parse("input c=2 h=1 w=1\ndense out=3 name=fc\n", "t", &m), FG_OK);
+    fg_rng r;
+    fg_rng_seed(&r, 3);
+    fg_model_init_params(m, &r);
+    const fg_layer *L = fg_model_node(m, fg_model_find(m, "fc"));
+    long targets[2] = {L->b_off, L->w_off + 1};
+    int node[2];
+    fg_kernel_stats st[2];
+    fg_fix_kernel_stats(m, targets, 2, node, st);
+    cr_assert_eq(node[0], -1);
+    cr_assert(st[0].mean == 0 && st[0].std == 0);
+    cr_assert_eq(node[1], fg_model_find(m, "fc"));
+    const float *w = fg_model_params_c(m) + L->w_off;
+    float mx = w[0];
+    for (int i = 1; i < 6; i++) mx = fmaxf(mx, w[i]);
+    cr_assert_float_eq(st[1].max, mx, 0);
+    fg_model_free(m);
+}

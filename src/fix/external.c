@@ -11,7 +11,12 @@
  *   FIXGRID_{TRAIN,VALID,REPAIR}_G   sensitive group ids (only when the subject has groups)
  *   FIXGRID_WORKDIR     the temporary folder (removed afterwards)
  *   FIXGRID_SUBJECT, FIXGRID_CLASSES, FIXGRID_SEED (a seed drawn from the job's RNG)
+ *   FIXGRID_HISTORY_N   checkpoints of the original's training (0: none), and
+ *   FIXGRID_HISTORY     when N > 0, a folder holding them as epoch-001.safetensors
+ *                       ... epoch-N.safetensors, oldest first, the last equal to f0
+ *                       (what NeuRecover-like approaches read)
  *
+ * Inherited FIXGRID_* variables are dropped, so the command sees only these.
  * A non-zero exit, a missing or unreadable f1, or an f1 whose input or output
  * shape differs from f0's fails the run (FAILURE, with the reason). The
  * cancellation flag kills the command. */
@@ -25,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,6 +62,8 @@ static int write_split(const char *dir, const char *tag, const fg_dataset *d, ch
     return rc;
 }
 
+/* the work folder and what the command left in it, one level of folders deep
+ * (the history folder, or the command's own) */
 static void remove_dir(const char *dir)
 {
     DIR *dp = opendir(dir);
@@ -65,7 +73,7 @@ static void remove_dir(const char *dir)
     while ((e = readdir(dp))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
+        if (unlink(path) && errno == EISDIR) remove_dir(path);
     }
     closedir(dp);
     rmdir(dir);
@@ -86,6 +94,19 @@ static int ext_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     const fg_dataset *ds[3] = {ctx->train, ctx->valid, ctx->repair};
     static const char *const tags[3] = {"train", "valid", "repair"}, *const up[3] = {"TRAIN", "VALID", "REPAIR"};
     for (int i = 0; i < 3 && !rc; i++) rc = write_split(dir, tags[i], ds[i], sets[i]);
+    char hist[600] = "";
+    if (!rc && ctx->n_history > 0) {
+        snprintf(hist, sizeof hist, "%s/history", dir);
+        if (mkdir(hist, 0700)) {
+            rc = fg_err(FG_ERR_IO, "external: cannot create %s: %s", hist, strerror(errno));
+            goto cleanup;
+        }
+        for (int i = 0; i < ctx->n_history && !rc; i++) {
+            char hp[700];
+            snprintf(hp, sizeof hp, "%s/epoch-%03d.safetensors", hist, i + 1);
+            rc = fg_safetensors_save(hp, ctx->history[i], NULL);
+        }
+    }
     if (rc) goto cleanup;
 
     /* environment: ours first, then the inherited one */
@@ -105,6 +126,8 @@ static int ext_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     PUT("FIXGRID_SUBJECT=%s", ctx->subject ? ctx->subject->name : "");
     PUT("FIXGRID_CLASSES=%d", fg_model_n_classes(ctx->f0));
     PUT("FIXGRID_SEED=%llu", (unsigned long long)(fg_rng_u64(ctx->rng) >> 1));
+    PUT("FIXGRID_HISTORY_N=%d", hist[0] ? ctx->n_history : 0);
+    if (hist[0]) PUT("FIXGRID_HISTORY=%s", hist);
     for (int i = 0; i < 3; i++) {
         PUT("FIXGRID_%s_X=%s", up[i], sets[i][0]);
         PUT("FIXGRID_%s_Y=%s", up[i], sets[i][1]);

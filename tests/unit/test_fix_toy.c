@@ -280,16 +280,26 @@ Test(toy, neurecover_uses_history_and_changes_only_localised_weights)
     fg_dataset rep, test;
     toy_data(40, 7, &rep);
     toy_data(40, 8, &test);
-    /* training history: the epoch before was right, the last epoch broke W2[0][0] */
+    /* training history: the epoch before was right; the last epoch broke W2[0][0]
+     * and also moved W2[2][1] (h2 -> class 2) from 0 to 0.02. h2 = relu(-2 x1) is 0
+     * on the degraded (class-0) inputs, so W2[2][1] has no forward impact and no
+     * gradient there: the history alone would localise both weights, the
+     * intersection with the degraded inputs' top forward impact and gradient
+     * only the fault. */
     fg_model *prev = toy_model(TOY_GOOD), *f0 = toy_model(TOY_FAULT);
+    const fg_layer *fc2 = fg_model_node(f0, fg_model_find(f0, "fc2"));
+    long moved = fc2->w_off + 2 * 4 + 1;
+    fg_model_params(f0)[moved] = 0.02f;
+    cr_assert_eq(fg_model_params_c(prev)[moved], 0.0f);
     const fg_model *hist[2] = {prev, f0};
     fg_fix_result res;
     cr_assert_eq(toy_run("neurecover", 0, f0, hist, 2, &rep, 13, &res), FG_OK, "%s", fg_errmsg());
     const float *a = fg_model_params_c(f0), *b = fg_model_params_c(res.f1);
     long fault = toy_fault_index(f0);
-    /* only W2[0][0] moved in the last epoch, so it is the only localised weight */
+    /* the fault is the only localised weight: W2[2][1] moved too but is kept */
     for (size_t g = 0; g < fg_model_n_params(f0); g++)
-        if ((long)g != fault) cr_assert_eq(a[g], b[g], "weight %zu changed", g);
+        if ((long)g != fault) cr_assert_eq(a[g], b[g], "weight %zu changed (%s)", g, res.note);
+    cr_assert_eq(b[moved], 0.02f);
     cr_assert_gt(b[fault], 0.2f, "%s", res.note);
     /* NeuRecover's fitness rewards confidence on I_neg, and its swarm is unbounded,
      * so it may overshoot (a few class-2 inputs flip); it must still beat f0 */

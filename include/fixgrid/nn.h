@@ -35,6 +35,11 @@
  *     concat in=a,b                    channel concatenation
  *     scale                            per-channel affine (gamma, beta), identity at init
  * Every node takes optional `name=NAME` (default "l<index>") and `in=NAME[,NAME]`.
+ * `poff=N` and `soff=N` place a node's parameters (weight then bias) and state
+ * at those offsets of the flat buffers; the canonical text of a model grown by
+ * fg_model_insert carries them (its layout is not node order) and otherwise
+ * omits them. Given on one node they must be given on every node that has
+ * parameters (state) and tile the buffers exactly.
  * Tensor names in model files are "<node>.weight", "<node>.bias",
  * "<node>.running_mean", "<node>.running_var", as PyTorch names them.
  * Weight layouts follow PyTorch: conv [out][in][k][k], dense [out][in].
@@ -95,6 +100,11 @@ typedef struct {
     long n_w, n_b;
     long s_off, n_s; /* state: BN running_mean (c) then running_var (c) */
     int frozen;      /* 1: backward computes no parameter gradient here */
+    /* layout given by the description (poff=, soff=): a model grown by
+     * fg_model_insert appends parameters, so its saved text names where each
+     * node's parameters and state sit and a reload keeps the same flat order */
+    int has_at;
+    long at_p, at_s;
 } fg_layer;
 
 /* A float32 tensor view, NCHW, used at API boundaries. */
@@ -140,7 +150,8 @@ void fg_model_reserve(fg_model *m, int max_batch);
  * (Apricot's reduced models). */
 void fg_model_release(fg_model *m);
 /* Canonical description text (owned by the model). Parsing it rebuilds the
- * same graph, including modules added with fg_model_insert. */
+ * same graph with the same flat-buffer layout, including modules added with
+ * fg_model_insert. */
 const char *fg_model_desc(const fg_model *m);
 
 /* Add a node after node `after` (at index after + 1; later nodes shift by

@@ -142,6 +142,17 @@ int fg_desc_parse_line(const char *line, size_t len, const char *src, int lineno
             memcpy(L->name, v, vlen);
             L->name[vlen] = 0;
             have_name = 1;
+        } else if ((klen == 4 && memcmp(tok, "poff", 4) == 0) || (klen == 4 && memcmp(tok, "soff", 4) == 0)) {
+            long val = 0;
+            size_t i = 0;
+            for (; i < vlen && i < 12 && isdigit((unsigned char)v[i]); i++)
+                val = val * 10 + (v[i] - '0');
+            if (vlen == 0 || i != vlen)
+                return fg_err(FG_ERR_FORMAT, "%s: bad value '%.*s' for %.*s (an offset, 0 or more)", where,
+                              (int)vlen, v, (int)klen, tok);
+            if (tok[0] == 'p') L->at_p = val;
+            else L->at_s = val;
+            L->has_at |= tok[0] == 'p' ? 1 : 2;
         } else if (klen == 2 && memcmp(tok, "in", 2) == 0) {
             const char *a = v, *vend = v + vlen;
             L->n_in = 0;
@@ -201,6 +212,57 @@ int fg_desc_parse_line(const char *line, size_t len, const char *src, int lineno
     return ops->infer(L, in, where);
 }
 
+typedef struct {
+    long off, len;
+    int node;
+} span;
+
+static int by_off(const void *a, const void *b)
+{
+    long x = ((const span *)a)->off, y = ((const span *)b)->off;
+    return (x > y) - (x < y);
+}
+
+/* An explicit layout (poff=/soff= on any node) must give every node with
+ * parameters (state) an offset, and the spans must tile [0, total) exactly. */
+static int check_spans(span *sp, int ns, const fg_layer *nodes, const char *key, const char *src)
+{
+    qsort(sp, (size_t)ns, sizeof *sp, by_off);
+    long at = 0;
+    for (int i = 0; i < ns; i++) {
+        if (sp[i].off != at)
+            return fg_err(FG_ERR_FORMAT, "%s: node '%s': %s=%ld, expected %ld (the offsets must tile the buffer)",
+                          src ? src : "<desc>", nodes[sp[i].node].name, key, sp[i].off, at);
+        at += sp[i].len;
+    }
+    return FG_OK;
+}
+
+static int check_layout(fg_layer *nodes, int n, const char *src)
+{
+    int any = 0;
+    for (int i = 0; i < n; i++) any |= nodes[i].has_at;
+    if (!any) return FG_OK;
+    span *sp = fg_xmalloc(sizeof *sp * (size_t)n), *ss = fg_xmalloc(sizeof *ss * (size_t)n);
+    int np = 0, nst = 0, rc = FG_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        fg_layer *L = &nodes[i];
+        long lp = L->n_w + L->n_b;
+        if ((lp > 0 && !(L->has_at & 1)) || (L->n_s > 0 && !(L->has_at & 2)))
+            rc = fg_err(FG_ERR_FORMAT, "%s: node '%s' has no %s while other nodes give their offsets",
+                        src ? src : "<desc>", L->name, lp > 0 && !(L->has_at & 1) ? "poff=" : "soff=");
+        if (!lp) L->at_p = 0;
+        if (!L->n_s) L->at_s = 0;
+        if (lp > 0) sp[np++] = (span){L->at_p, lp, i};
+        if (L->n_s > 0) ss[nst++] = (span){L->at_s, L->n_s, i};
+        L->has_at = 1;
+    }
+    if (!rc) rc = check_spans(sp, np, nodes, "poff", src);
+    if (!rc) rc = check_spans(ss, nst, nodes, "soff", src);
+    free(sp), free(ss);
+    return rc;
+}
+
 int fg_model_parse(const char *desc, const char *src, fg_model **out)
 {
     *out = NULL;
@@ -239,6 +301,7 @@ int fg_model_parse(const char *desc, const char *src, fg_model **out)
                         src ? src : "<desc>", lineno);
         goto cleanup;
     }
+    if ((status = check_layout(nodes, n, src)) != FG_OK) goto cleanup;
     *out = fg_model_build(nodes, n, cap);
     nodes = NULL;
 cleanup:
@@ -252,6 +315,15 @@ void fg_desc_write(fg_model *m)
     char *buf = fg_xmalloc(cap);
     buf[0] = 0;
     char line[256];
+    /* the layout is written only when it is not node order (a grown model) */
+    long ep = 0, es = 0;
+    int node_order = 1;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const fg_layer *L = &m->nodes[i];
+        if (L->n_w > 0) node_order &= L->w_off == ep, ep += L->n_w;
+        if (L->n_b > 0) node_order &= L->b_off == ep, ep += L->n_b;
+        if (L->n_s > 0) node_order &= L->s_off == es, es += L->n_s;
+    }
     for (int i = 0; i < m->n_nodes; i++) {
         const fg_layer *L = &m->nodes[i];
         const fg_layer_ops *ops = fg_layer_ops_of(L->kind);
@@ -263,6 +335,9 @@ void fg_desc_write(fg_model *m)
                              m->nodes[L->in[1]].name);
         else if (L->n_in == 1 && L->in[0] != i - 1)
             fg_layer_appendf(line, sizeof line, " in=%s", m->nodes[L->in[0]].name);
+        if (!node_order && L->n_w + L->n_b > 0)
+            fg_layer_appendf(line, sizeof line, " poff=%ld", L->n_w > 0 ? L->w_off : L->b_off);
+        if (!node_order && L->n_s > 0) fg_layer_appendf(line, sizeof line, " soff=%ld", L->s_off);
         fg_layer_appendf(buf, cap, "%s\n", line);
     }
     free(m->desc);

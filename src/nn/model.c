@@ -10,6 +10,15 @@
 
 static void assign_params(fg_model *m, fg_layer *L)
 {
+    if (L->has_at) { /* explicit layout, checked by fg_model_parse to tile the buffers */
+        long p = L->at_p;
+        if (L->n_w > 0) L->w_off = p, p += L->n_w;
+        if (L->n_b > 0) L->b_off = p;
+        if (L->n_s > 0) L->s_off = L->at_s;
+        m->n_params += (size_t)(L->n_w + L->n_b);
+        m->n_state += (size_t)L->n_s;
+        return;
+    }
     if (L->n_w > 0) {
         L->w_off = (long)m->n_params;
         m->n_params += (size_t)L->n_w;
@@ -223,6 +232,7 @@ int fg_model_insert(fg_model *m, int after, const char *line, int rewire, fg_rng
 
     /* new parameters go after the existing ones, which keep their offsets */
     size_t old_p = m->n_params, old_s = m->n_state;
+    L.has_at = 0; /* an inserted node's parameters are appended, whatever its line said */
     assign_params(m, &L);
     m->nodes[pos] = L;
     if (m->n_params > old_p) {

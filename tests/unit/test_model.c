@@ -2,10 +2,12 @@
  * node, forward_from / backward_from, frozen activation patterns, insert,
  * freezing, the flat buffers, clone, batch norm and dropout semantics. */
 #include "gradcheck.h"
+#include "fixgrid/modelfile.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static fg_model *parse_ok(const char *desc)
 {
@@ -582,5 +584,72 @@ Test(model, input_grad_policy)
     cr_expect_null(fg_model_act_grad(m, 3));
     cr_expect_not_null(fg_model_act_grad(m, 0));
     free(g1);
+    fg_model_free(m);
+}
+
+/* A model grown with fg_model_insert keeps its old parameters' offsets and
+ * appends the new ones; saved and reloaded (from the file's own description) it
+ * must be the same model: same offsets per node, the same flat buffers in the
+ * same order, the same outputs. The description carries the layout (poff=,
+ * soff=) only when it is not node order, so plain models' text is unchanged. */
+Test(model, inserted_nodes_survive_a_save_and_reload)
+{
+    fg_model *m = parse_ok(pat_net);
+    randomize(m, 31);
+    const char *plain = fg_model_desc(m);
+    cr_assert(strstr(plain, "poff=") == NULL, "a parsed model's text names no layout: %s", plain);
+    fg_rng rng;
+    fg_rng_seed(&rng, 32);
+    int b1, j;
+    cr_assert_eq(fg_model_insert(m, 2, "conv out=3 k=1 name=br", 0, &rng, &b1), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(fg_model_insert(m, b1, "add in=l2,br name=join", 1, &rng, &j), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(fg_model_insert(m, 1, "bn name=bnp", 1, &rng, NULL), FG_OK, "%s", fg_errmsg());
+    float *st = fg_model_state(m);
+    for (size_t i = 0; i < fg_model_n_state(m); i++) st[i] = 0.5f + 0.01f * (float)i;
+    char path[] = "/tmp/fg-insert-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(fg_safetensors_save(path, m, NULL), FG_OK, "%s", fg_errmsg());
+    fg_model *r = NULL;
+    cr_assert_eq(fg_safetensors_load(path, NULL, &r), FG_OK, "%s", fg_errmsg());
+    unlink(path);
+    cr_assert_eq(fg_model_n_nodes(r), fg_model_n_nodes(m));
+    cr_assert_eq(fg_model_n_params(r), fg_model_n_params(m));
+    cr_assert_eq(fg_model_n_state(r), fg_model_n_state(m));
+    for (int i = 0; i < fg_model_n_nodes(m); i++) {
+        const fg_layer *a = fg_model_node(m, i), *b = fg_model_node(r, i);
+        cr_assert(a->w_off == b->w_off && a->b_off == b->b_off && a->s_off == b->s_off,
+                  "node %s: offsets %ld/%ld/%ld after reload, %ld/%ld/%ld in memory", a->name, b->w_off,
+                  b->b_off, b->s_off, a->w_off, a->b_off, a->s_off);
+    }
+    cr_assert(!memcmp(fg_model_params_c(r), fg_model_params_c(m), sizeof(float) * fg_model_n_params(m)));
+    cr_assert(!memcmp(fg_model_state_c(r), fg_model_state_c(m), sizeof(float) * fg_model_n_state(m)));
+    enum { N = 2, IN = 36, K = 3 };
+    float x[N * IN], y0[N * K];
+    rand_input(x, N * IN, 33);
+    fg_model_reserve(m, N), fg_model_reserve(r, N);
+    memcpy(y0, fg_model_forward(m, x, N), sizeof y0);
+    cr_assert(max_abs_diff(fg_model_forward(r, x, N), y0, N * K) == 0);
+    cr_assert_str_eq(fg_model_desc(r), fg_model_desc(m));
+    fg_model_free(r);
+    fg_model_free(m);
+}
+
+Test(model, a_layout_that_does_not_tile_is_refused)
+{
+    fg_model *m = NULL;
+    /* two nodes claiming the same parameter slots */
+    cr_assert_eq(fg_model_parse("input c=1 h=1 w=2\ndense out=2 name=a poff=0\ndense out=2 name=b poff=0\n", "t", &m),
+                 FG_ERR_FORMAT);
+    cr_assert(strstr(fg_errmsg(), "poff") != NULL, "%s", fg_errmsg());
+    /* a node with parameters but no offset while others have one */
+    cr_assert_eq(fg_model_parse("input c=1 h=1 w=2\ndense out=2 name=a poff=6\ndense out=2 name=b\n", "t", &m),
+                 FG_ERR_FORMAT);
+    /* a valid swapped layout: b's parameters first */
+    cr_assert_eq(fg_model_parse("input c=1 h=1 w=2\ndense out=2 name=a poff=6\ndense out=2 name=b poff=0\n", "t", &m),
+                 FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(fg_model_node(m, 1)->w_off, 6);
+    cr_assert_eq(fg_model_node(m, 2)->w_off, 0);
     fg_model_free(m);
 }

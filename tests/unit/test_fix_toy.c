@@ -258,6 +258,57 @@ Test(toy, care_rescales_only_its_top_k_causal_neurons)
     fg_dataset_free(&rep);
 }
 
+/* The cost CARE reports is the released code's: violations and accuracy both
+ * over the whole PSO set (here the whole repair split). Recomputed from the
+ * returned model; a short search leaves failures, so the two normalisations
+ * differ and the check tells them apart. */
+static void care_cost_check(int norm_failing)
+{
+    fg_dataset rep;
+    toy_data(40, 5, &rep);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    const fg_fix_approach *a = fg_fix_find("CARE");
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 0, pv);
+    pv[fg_fix_param_index(a, "particles")] = 2;
+    pv[fg_fix_param_index(a, "iterations")] = 1;
+    pv[fg_fix_param_index(a, "cost_norm")] = norm_failing;
+    fg_fix_result res;
+    cr_assert_eq(toy_run_with("CARE", 0, pv, f0, NULL, 0, &rep, &rep, &rep, 3, &res), FG_OK, "%s", fg_errmsg());
+    int *p0 = fg_xmalloc(sizeof(int) * (size_t)rep.n), *p1 = fg_xmalloc(sizeof(int) * (size_t)rep.n);
+    fg_model_predict(f0, rep.x, rep.n, 64, p0, NULL);
+    fg_model_predict(res.f1, rep.x, rep.n, 64, p1, NULL);
+    int n_neg = 0, still = 0, right = 0;
+    for (int i = 0; i < rep.n; i++) {
+        if (p0[i] != rep.y[i]) n_neg++, still += p1[i] != rep.y[i];
+        right += p1[i] == rep.y[i];
+    }
+    cr_assert(still > 0 && n_neg < rep.n, "the short search must leave failures (%d of %d)", still, n_neg);
+    double alpha = pv[fg_fix_param_index(a, "alpha")], acc = (double)right / rep.n;
+    double batch = (1 - alpha) * still / rep.n + alpha * (1 - acc);
+    double failing = (1 - alpha) * still / n_neg + alpha * (1 - acc);
+    const char *c = strstr(res.note, "cost ");
+    cr_assert_not_null(c, "%s", res.note);
+    double got = atof(c + 5);
+    cr_assert_float_eq(got, norm_failing ? failing : batch, 1e-4, "cost %g, batch-normalised %g, failing %g (%s)",
+                       got, batch, failing, res.note);
+    cr_assert((strstr(res.variant, "cost_norm=failing") != NULL) == norm_failing, "%s", res.variant);
+    free(p0), free(p1);
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+}
+
+Test(toy, care_cost_divides_by_the_whole_pso_set)
+{
+    care_cost_check(0);
+}
+
+Test(toy, care_cost_failing_variant_divides_by_the_failing_inputs)
+{
+    care_cost_check(1);
+}
+
 Test(toy, care_is_unadaptable_where_the_split_is_not_a_cut)
 {
     /* node b reads fc1 past the split h: an edge bypasses the output's input */

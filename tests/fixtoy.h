@@ -75,13 +75,12 @@ static inline long toy_fault_index(const fg_model *m)
     return fg_model_node(m, fg_model_find(m, "fc2"))->w_off; /* W2[0][0] */
 }
 
-/* Run an approach on the toy: parameters pv (NULL: its defaults, or the cpu
- * preset's), training, validation and repair splits (a test that checks a
- * validation gate passes a validation split other than the repair one). */
-static inline int toy_run_with(const char *name, int preset_cpu, const double *pv, const fg_model *f0,
-                               const fg_model *const *hist, int n_hist, const fg_dataset *train,
-                               const fg_dataset *valid, const fg_dataset *rep, uint64_t seed,
-                               fg_fix_result *res)
+/* Run approach `name` on a toy subject: parameters pv (NULL: its defaults, or
+ * the cpu preset's), the given splits and history; supports() must accept. */
+static inline int toy_run_subject(const char *name, int preset_cpu, const double *pv,
+                                  const fg_fix_subject *subj, const fg_model *f0, const fg_model *const *hist,
+                                  int n_hist, const fg_dataset *train, const fg_dataset *valid,
+                                  const fg_dataset *rep, uint64_t seed, fg_fix_result *res)
 {
     const fg_fix_approach *a = fg_fix_find(name);
     cr_assert_not_null(a, "approach %s not registered", name);
@@ -90,16 +89,27 @@ static inline int toy_run_with(const char *name, int preset_cpu, const double *p
         fg_fix_param_defaults(a, preset_cpu, defaults);
         pv = defaults;
     }
-    fg_fix_subject subj = {.name = "toy", .n_classes = 3, .n_groups = 0, .epsilon = 0.1f, .n_history = n_hist};
-    char reason[128];
-    cr_assert(a->supports(f0, &subj, reason, sizeof reason), "%s", reason);
+    char reason[256];
+    cr_assert(a->supports(f0, subj, reason, sizeof reason), "%s", reason);
     fg_rng rng;
     fg_rng_seed(&rng, seed);
-    fg_fix_ctx ctx = {.f0 = f0, .subject = &subj, .train = train, .valid = valid, .repair = rep,
+    fg_fix_ctx ctx = {.f0 = f0, .subject = subj, .train = train, .valid = valid, .repair = rep,
                       .history = hist, .n_history = n_hist, .rng = &rng, .params = pv,
                       .preset_cpu = preset_cpu};
     memset(res, 0, sizeof *res);
     return a->run(&ctx, res);
+}
+
+/* Run an approach on the point toy: training, validation and repair splits (a
+ * test that checks a validation gate passes a validation split other than the
+ * repair one). */
+static inline int toy_run_with(const char *name, int preset_cpu, const double *pv, const fg_model *f0,
+                               const fg_model *const *hist, int n_hist, const fg_dataset *train,
+                               const fg_dataset *valid, const fg_dataset *rep, uint64_t seed,
+                               fg_fix_result *res)
+{
+    fg_fix_subject subj = {.name = "toy", .n_classes = 3, .n_groups = 0, .epsilon = 0.1f, .n_history = n_hist};
+    return toy_run_subject(name, preset_cpu, pv, &subj, f0, hist, n_hist, train, valid, rep, seed, res);
 }
 
 /* Run an approach on the toy with its defaults (or the cpu preset); the repair
@@ -227,25 +237,11 @@ static inline int toyimg_run(const char *name, int preset_cpu, const double *pv,
                              const fg_dataset *train, const fg_dataset *valid, const fg_dataset *rep,
                              uint64_t seed, fg_fix_result *res)
 {
-    const fg_fix_approach *a = fg_fix_find(name);
-    cr_assert_not_null(a, "approach %s not registered", name);
-    double defaults[FG_FIX_MAX_PARAMS];
-    if (!pv) {
-        fg_fix_param_defaults(a, preset_cpu, defaults);
-        pv = defaults;
-    }
     static fg_recipe rc;
     rc = toyimg_recipe();
     fg_fix_subject subj = toyimg_subject();
     subj.recipe = &rc;
-    char reason[128];
-    cr_assert(a->supports(f0, &subj, reason, sizeof reason), "%s", reason);
-    fg_rng rng;
-    fg_rng_seed(&rng, seed);
-    fg_fix_ctx ctx = {.f0 = f0, .subject = &subj, .train = train, .valid = valid, .repair = rep,
-                      .rng = &rng, .params = pv, .preset_cpu = preset_cpu};
-    memset(res, 0, sizeof *res);
-    return a->run(&ctx, res);
+    return toy_run_subject(name, preset_cpu, pv, &subj, f0, NULL, 0, train, valid, rep, seed, res);
 }
 
 #endif

@@ -181,3 +181,28 @@ Test(fix_train, a_non_finite_loss_updates_nothing)
     fg_model_free(m), fg_model_free(f0);
     fg_dataset_free(&d);
 }
+
+/* toyimg_run drives an approach on the image toy end to end: plain
+ * fine-tuning on a repair split of shifted images lifts accuracy there. */
+Test(toyimg, an_approach_runs_on_the_image_toy)
+{
+    fg_dataset tr, val, rep, test;
+    toyimg_data(300, 1, TOYIMG_NORMAL, &tr);
+    toyimg_data(60, 11, TOYIMG_NORMAL, &val);
+    toyimg_data(150, 12, TOYIMG_SHIFTED, &rep);
+    toyimg_data(150, 13, TOYIMG_SHIFTED, &test);
+    fg_model *f0 = toyimg_f0(&tr);
+    const fg_fix_approach *ft = fg_fix_find("finetune");
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(ft, 0, pv);
+    pv[fg_fix_param_index(ft, "epochs")] = 20;
+    pv[fg_fix_param_index(ft, "lr")] = 0.05;
+    pv[fg_fix_param_index(ft, "batch")] = 32;
+    fg_fix_result res;
+    cr_assert_eq(toyimg_run("finetune", 0, pv, f0, &tr, &val, &rep, 5, &res), FG_OK, "%s", fg_errmsg());
+    double a0 = acc_of(f0, &test), a1 = acc_of(res.f1, &test);
+    cr_assert_gt(a1, a0 + 10, "shifted accuracy %.1f -> %.1f", a0, a1);
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&tr), fg_dataset_free(&val), fg_dataset_free(&rep), fg_dataset_free(&test);
+}

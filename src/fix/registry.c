@@ -19,6 +19,7 @@
     /* model level */          \
     X(apricot)                 \
     /* layer level */          \
+    X(threem)                  \
     /* neuron level */         \
     X(arachne)                 \
     X(care)                    \

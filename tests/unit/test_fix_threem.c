@@ -36,7 +36,7 @@ Test(fix_threem, minimal_against_brute_force)
     fg_fix_param_defaults(a, 1, pv);
     float margin = (float)pv[fg_fix_param_index(a, "margin")];
     fg_fix_result res;
-    cr_assert_eq(toy_run_with("3M", 1, pv, f0, NULL, 0, &rep, &rep, 1, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(toy_run_with("3M", 1, pv, f0, NULL, 0, &rep, &rep, &rep, 1, &res), FG_OK, "%s", fg_errmsg());
     cr_assert_eq(toy_accuracy(res.f1, &rep), 100.0);
     const float *w1 = fg_model_params_c(res.f1);
     double eps = 0;

@@ -135,6 +135,10 @@ typedef enum { FG_PATTERN_OFF, FG_PATTERN_RECORD, FG_PATTERN_FROZEN, FG_PATTERN_
  * error messages, which read "src:LINE: message". Parameters are zero; call
  * fg_model_init_params. Returns FG_OK and *out, or a status. */
 int fg_model_parse(const char *desc, const char *src, fg_model **out);
+/* The per-sample input shape and the class count (size of the last node) a
+ * description defines, validated as fg_model_parse does but without
+ * allocating a model: what a subject's data must fit. */
+int fg_model_desc_io(const char *desc, const char *src, fg_shape *in, int *n_classes);
 /* PyTorch-default initialisation (kaiming-uniform a=sqrt(5) for weights,
  * uniform(+-1/sqrt(fan_in)) for biases, BN gamma 1 beta 0, running var 1). */
 void fg_model_init_params(fg_model *m, fg_rng *rng);

@@ -5,6 +5,8 @@
  * fg_subject_data turns a subject into its four preprocessed splits. */
 #include "fixgrid/subject.h"
 
+#include "fixgrid/zoo.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -657,17 +659,101 @@ static int group_of(const char *cell, void *user)
     return in_strs(s->group_first, s->n_group_first, cell) ? 0 : 1;
 }
 
-/* Load one pool (train files or test files). */
-static int load_pool(const fg_subject *s, const char (*files)[FG_SUBJECT_STR], int n_files,
-                     fg_dataset *out)
+static int load_files(const fg_subject *s, const char *const *ptrs, int n_files,
+                      fg_dataset *out);
+
+/* What the subject's architecture takes: known = 0 when arch is not a zoo
+ * name (fg_original_prepare reports that; a subject file may be loaded for
+ * its data alone). */
+typedef struct {
+    int known;
+    fg_shape in;
+    int n_classes;
+} arch_io;
+
+enum { PATH_MAX_LEN = FG_SUBJECT_TEXT + 200 };
+
+/* Which of a pool's files holds the samples and which the labels, for
+ * messages: idx [images, labels]; csv one table; cifar10 batches (label and
+ * pixels in each: "a (+N more)" when there are several). */
+static void pool_files(const fg_subject *s, const char *const *paths, int n_files,
+                       char *data, char *labels, size_t size)
 {
-    char paths[FG_SUBJECT_MAX_FILES][FG_SUBJECT_TEXT + 200];
+    if (s->kind == FG_DATA_IDX) {
+        snprintf(data, size, "%s", paths[0]);
+        snprintf(labels, size, "%s", paths[1]);
+        return;
+    }
+    if (n_files > 1)
+        snprintf(data, size, "%s (+%d more)", paths[0], n_files - 1);
+    else
+        snprintf(data, size, "%s", paths[0]);
+    snprintf(labels, size, "%s", data);
+}
+
+/* A pool fits the architecture and can train it: rows at all, its samples
+ * the shape of the model's input (after colour rendering), every label one
+ * of the model's classes, and more than one class. Each error names the
+ * data file, the subject file and the keys that set the two sides. */
+static int check_pool(const fg_subject *s, const arch_io *io, const char *key,
+                      const char *data_file, const char *label_file, const fg_dataset *d)
+{
+    if (d->n == 0)
+        return fg_err(FG_ERR_ARG, "%s: no data rows (%s: %s of subject %s)", data_file, key,
+                      fg_data_kind_name(s->kind), s->source);
+    int c = s->colour_skew ? 3 : d->c; /* the colour construction renders 3 channels */
+    if (io->known) {
+        size_t want = fg_shape_size(io->in), got = (size_t)c * (size_t)d->h * (size_t)d->w;
+        if (io->in.c != c || io->in.h != d->h || io->in.w != d->w)
+            return fg_err(FG_ERR_SHAPE,
+                          "%s: arch: %s takes inputs of %dx%dx%d = %zu values, but %s (%s) "
+                          "gives %dx%dx%d = %zu%s",
+                          s->source, s->arch, io->in.c, io->in.h, io->in.w, want, data_file, key,
+                          c, d->h, d->w, got,
+                          s->kind == FG_DATA_CSV ? " feature columns (after one-hot encoding)"
+                                                 : "");
+        for (int i = 0; i < d->n; i++)
+            if (d->y[i] < 0 || d->y[i] >= io->n_classes)
+                return fg_err(FG_ERR_ARG,
+                              "%s: sample %d has label %d, but arch %s has %d classes (%s: %s, "
+                              "subject %s)",
+                              label_file, i, d->y[i], s->arch, io->n_classes, key, label_file,
+                              s->source);
+    }
+    int first = d->y[0], other = 0;
+    for (int i = 1; i < d->n && !other; i++)
+        other = d->y[i] != first;
+    if (!other)
+        return fg_err(FG_ERR_ARG, "%s: every one of its %d samples has label %d (%s, subject %s): "
+                      "a classifier needs two classes at least",
+                      label_file, d->n, first,
+                      s->kind == FG_DATA_CSV ? "label.column and label.positive" : key, s->source);
+    return FG_OK;
+}
+
+/* Load one pool (train files or test files); key names it in messages. */
+static int load_pool(const fg_subject *s, const arch_io *io, const char *key,
+                     const char (*files)[FG_SUBJECT_STR], int n_files, fg_dataset *out)
+{
+    char paths[FG_SUBJECT_MAX_FILES][PATH_MAX_LEN];
     const char *ptrs[FG_SUBJECT_MAX_FILES];
     for (int i = 0; i < n_files; i++) {
         int rc = resolve(s, files[i], paths[i], sizeof paths[i]);
         if (rc != FG_OK) return rc;
         ptrs[i] = paths[i];
     }
+    int rc = load_files(s, ptrs, n_files, out);
+    if (rc != FG_OK) return rc;
+    char data[PATH_MAX_LEN + 32], labels[PATH_MAX_LEN + 32];
+    pool_files(s, ptrs, n_files, data, labels, sizeof data);
+    rc = check_pool(s, io, key, data, labels, out);
+    if (rc != FG_OK) fg_dataset_free(out);
+    return rc;
+}
+
+/* Read a pool's files with the loader of the subject's kind. */
+static int load_files(const fg_subject *s, const char *const *ptrs, int n_files, fg_dataset *out)
+{
     switch (s->kind) {
     case FG_DATA_IDX:
         return fg_idx_load(ptrs[0], ptrs[1], out);
@@ -740,16 +826,51 @@ static int split_pools(const fg_subject *s, fg_dataset *train, fg_dataset *test,
     return FG_OK;
 }
 
+/* Splits that can train and score: every split has rows, the train split
+ * fills a batch and holds two classes (degenerate data otherwise trains to
+ * a NaN loss or a constant model without a word). */
+static int check_splits(const fg_subject *s, const fg_dataset plain[FG_SPLIT_COUNT])
+{
+    const char *key = s->use_fractions ? "split.fractions" : "split.sizes";
+    for (int i = 0; i < FG_SPLIT_COUNT; i++)
+        if (plain[i].n == 0)
+            return fg_err(FG_ERR_ARG, "%s: %s: the %s split comes out empty", s->source, key,
+                          fg_split_name((fg_split_kind)i));
+    const fg_dataset *t = &plain[FG_SPLIT_TRAIN];
+    if (t->n < s->recipe.batch)
+        return fg_err(FG_ERR_ARG,
+                      "%s: %s: the train split has %d rows, fewer than one batch (recipe.batch "
+                      "%d)",
+                      s->source, key, t->n, s->recipe.batch);
+    int other = 0;
+    for (int i = 1; i < t->n && !other; i++)
+        other = t->y[i] != t->y[0];
+    if (!other)
+        return fg_err(FG_ERR_ARG, "%s: %s: every row of the train split has label %d", s->source,
+                      key, t->y[0]);
+    return FG_OK;
+}
+
 int fg_subject_data(const fg_subject *s, fg_dataset splits[FG_SPLIT_COUNT])
 {
     fg_dataset train = {0}, test = {0}, plain[FG_SPLIT_COUNT];
     memset(splits, 0, sizeof(fg_dataset) * FG_SPLIT_COUNT);
     memset(plain, 0, sizeof plain);
     float *mean = NULL, *sd = NULL;
-    int rc = load_pool(s, s->train_files, s->n_train_files, &train);
+    arch_io io = {0};
+    const char *desc = fg_zoo_find(s->arch);
+    int rc = FG_OK;
+    if (desc) {
+        char src[FG_SUBJECT_STR + 8];
+        snprintf(src, sizeof src, "zoo:%s", s->arch);
+        rc = fg_model_desc_io(desc, src, &io.in, &io.n_classes);
+        if (rc != FG_OK) goto cleanup;
+        io.known = 1;
+    }
+    rc = load_pool(s, &io, "dataset.train", s->train_files, s->n_train_files, &train);
     if (rc != FG_OK) goto cleanup;
     if (s->n_test_files) {
-        rc = load_pool(s, s->test_files, s->n_test_files, &test);
+        rc = load_pool(s, &io, "dataset.test", s->test_files, s->n_test_files, &test);
         if (rc != FG_OK) goto cleanup;
         if (test.c != train.c || test.h != train.h || test.w != train.w) {
             rc = fg_err(FG_ERR_SHAPE, "subject %s: train and test files differ in shape", s->name);
@@ -760,6 +881,8 @@ int fg_subject_data(const fg_subject *s, fg_dataset splits[FG_SPLIT_COUNT])
     /* The pools can go now; keeps the peak near one copy of the data. */
     fg_dataset_free(&train);
     fg_dataset_free(&test);
+    if (rc != FG_OK) goto cleanup;
+    rc = check_splits(s, plain);
     if (rc != FG_OK) goto cleanup;
     if (s->colour_skew) {
         float share[256];

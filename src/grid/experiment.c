@@ -467,13 +467,18 @@ static int parse_seeds(ctx *c, fg_experiment *e, yaml_node_t *n)
     int cnt = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (cnt == 0)
         return perr(c, n, FG_ERR_ARG, "seeds: the list is empty (give at least one seed)");
+    /* The limit first: a robustness job depends on every seed's fix job, so
+     * a longer list can never run, and checking it would only cost time. */
+    if (cnt > FG_JOB_MAX_DEPS - 1)
+        return perr(c, n, FG_ERR_ARG, "seeds: %d seeds; at most %d (a robustness job depends on "
+                    "every seed of its pair)", cnt, FG_JOB_MAX_DEPS - 1);
     e->seeds = fg_xcalloc((size_t)cnt, sizeof *e->seeds);
     for (int i = 0; i < cnt; i++) {
         yaml_node_t *it = yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
         long v;
         int rc = parse_int(c, it, s, &v);
         if (rc) return rc;
-        for (int j = 0; j < e->n_seeds; j++)
+        for (int j = 0; j < e->n_seeds; j++) /* at most 63 x 63 */
             if (e->seeds[j] == v) return perr(c, it, FG_ERR_ARG, "seeds: %ld is listed twice", v);
         e->seeds[e->n_seeds++] = v;
     }

@@ -263,9 +263,12 @@ static int check_layout(fg_layer *nodes, int n, const char *src)
     return rc;
 }
 
-int fg_model_parse(const char *desc, const char *src, fg_model **out)
+/* Parse desc into a node array (*nodes malloc'd, *n nodes, *cap slots);
+ * on error *nodes is NULL. */
+static int parse_nodes(const char *desc, const char *src, fg_layer **nodes_out, int *n_out,
+                       int *cap_out)
 {
-    *out = NULL;
+    *nodes_out = NULL;
     int cap = 16, n = 0, status = FG_OK, lineno = 0;
     fg_layer *nodes = fg_xmalloc(sizeof *nodes * (size_t)cap);
     const char *p = desc;
@@ -302,11 +305,35 @@ int fg_model_parse(const char *desc, const char *src, fg_model **out)
         goto cleanup;
     }
     if ((status = check_layout(nodes, n, src)) != FG_OK) goto cleanup;
-    *out = fg_model_build(nodes, n, cap);
+    *nodes_out = nodes;
+    *n_out = n;
+    *cap_out = cap;
     nodes = NULL;
 cleanup:
     free(nodes);
     return status;
+}
+
+int fg_model_parse(const char *desc, const char *src, fg_model **out)
+{
+    *out = NULL;
+    fg_layer *nodes;
+    int n, cap;
+    int status = parse_nodes(desc, src, &nodes, &n, &cap);
+    if (status == FG_OK) *out = fg_model_build(nodes, n, cap);
+    return status;
+}
+
+int fg_model_desc_io(const char *desc, const char *src, fg_shape *in, int *n_classes)
+{
+    fg_layer *nodes;
+    int n, cap;
+    int status = parse_nodes(desc, src, &nodes, &n, &cap);
+    if (status != FG_OK) return status;
+    *in = nodes[0].out;
+    *n_classes = (int)fg_shape_size(nodes[n - 1].out);
+    free(nodes);
+    return FG_OK;
 }
 
 void fg_desc_write(fg_model *m)

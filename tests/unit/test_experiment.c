@@ -272,3 +272,28 @@ Test(experiment, tiny_noop_fixture_for_the_runner)
     cr_expect(fg_file_exists(sp));
     fg_experiment_free(e);
 }
+
+/* Issue 15: a 200,000-seed list was checked for duplicates pairwise (minutes)
+ * before the 63-seed limit applied; now the limit comes first, with the
+ * list's line and column, in well under the test's timeout. */
+Test(experiment, long_seed_list_refused_by_the_limit_first, .fini = toy_cleanup, .timeout = 10)
+{
+    const char *home = toy_home();
+    char path[256];
+    snprintf(path, sizeof path, "%s/experiments/long.yaml", home);
+    enum { N = 200000 };
+    char *text = malloc((size_t)N * 8 + 128);
+    size_t k = (size_t)sprintf(text, "seeds: [");
+    for (int i = 0; i < N; i++)
+        k += (size_t)sprintf(text + k, "%s%d", i ? "," : "", i);
+    sprintf(text + k, "]\nsubjects: [tiny]\napproaches: [toy]\n");
+    toy_write(path, text);
+    free(text);
+    fg_experiment *e = NULL;
+    double t0 = fg_now();
+    cr_assert_eq(load_fixture(home, path, &e), FG_ERR_ARG);
+    cr_expect_lt(fg_now() - t0, 5.0);
+    char want[320];
+    snprintf(want, sizeof want, "%s:1:8: seeds: 200000 seeds; at most 63", path);
+    cr_assert_not_null(strstr(fg_errmsg(), want), "%s", fg_errmsg());
+}

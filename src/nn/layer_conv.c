@@ -1,15 +1,24 @@
 /* conv: 2-D convolution, square kernel, stride and zero padding, PyTorch
  * weight layout [out][in][k][k].
  *
+ * Three backends (conv_backend.h): oneDNN (dnnl.c) where the build has it,
+ * the im2col + OpenBLAS path below, and the naive direct loops, which are
+ * the reference for tests. The backend is fixed per process (FG_CONV).
+ *
  * The BLAS path lowers the whole batch at once: im2col writes a
  * (c*k*k) x (n*oh*ow) matrix, one sgemm gives (oc) x (n*oh*ow), and a reorder
  * yields NCHW. Backward reorders dy the same way, takes dW = dY col^T with one
  * sgemm (accumulating), and dcol = W^T dY followed by col2im. One large sgemm
  * beats n small ones by a wide margin at LeNet sizes. The naive direct loops
  * below are the reference for tests. */
+#include "conv_backend.h"
+#include "dnnl.h"
 #include "layer.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int out_dim(int in, int k, int s, int p)
@@ -244,7 +253,58 @@ void fg_conv2d_naive_backward(const float *x, int n, int c, int h, int w, const 
                 }
 }
 
+/* ---- backend selection ---- */
+
+static fg_conv_backend backend_chosen;
+
+static void choose_backend(void)
+{
+    const char *v = getenv("FG_CONV");
+    if (!v || !*v) {
+        backend_chosen = fg_dnnl_available() ? FG_CONV_DNNL : FG_CONV_IM2COL;
+        return;
+    }
+    if (!strcmp(v, "naive"))
+        backend_chosen = FG_CONV_NAIVE;
+    else if (!strcmp(v, "im2col"))
+        backend_chosen = FG_CONV_IM2COL;
+    else if (!strcmp(v, "dnnl") && fg_dnnl_available())
+        backend_chosen = FG_CONV_DNNL;
+    else
+        FG_FATAL("FG_CONV=%s: not a conv backend of this build (naive, im2col%s)", v,
+                 fg_dnnl_available() ? ", dnnl" : "");
+}
+
+fg_conv_backend fg_conv_backend_current(void)
+{
+    /* once per process: see conv_backend.h for why it may not change */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, choose_backend);
+    return backend_chosen;
+}
+
+const char *fg_conv_backend_name(fg_conv_backend b)
+{
+    return b == FG_CONV_NAIVE ? "naive" : b == FG_CONV_IM2COL ? "im2col" : "dnnl";
+}
+
+void fg_conv_backend_id(char *buf, size_t n)
+{
+    fg_conv_backend b = fg_conv_backend_current();
+    if (b == FG_CONV_DNNL)
+        fg_dnnl_id(buf, n);
+    else
+        snprintf(buf, n, "%s", fg_conv_backend_name(b));
+}
+
 /* ---- the layer ---- */
+
+static fg_dnnl_conv_shape dnnl_shape(const fg_layer *L, const fg_shape *in, int n)
+{
+    fg_dnnl_conv_shape g = {n,      in->c,     in->h,    in->w,      L->out_c,
+                            L->k,   L->stride, L->pad,   L->has_bias};
+    return g;
+}
 
 static void conv_defaults(fg_layer *L)
 {
@@ -274,6 +334,8 @@ static int conv_infer(fg_layer *L, const fg_shape *in, const char *where)
 
 static size_t conv_work(const fg_layer *L, int n)
 {
+    /* oneDNN keeps its own per-thread arena (dnnl.h) */
+    if (fg_conv_backend_current() != FG_CONV_IM2COL) return 0;
     fg_shape s = L->in_shape;
     return fg_conv2d_work_floats(n, s.c, s.h, s.w, L->out_c, L->k, L->stride, L->pad);
 }
@@ -284,6 +346,13 @@ static size_t conv_work(const fg_layer *L, int n)
 static size_t conv_cache(const fg_layer *L, int n)
 {
     fg_shape s = L->in_shape;
+    fg_conv_backend b = fg_conv_backend_current();
+    if (b == FG_CONV_NAIVE) return 0;
+    if (b == FG_CONV_DNNL) {
+        /* the input in backward-weights' layout, from forward */
+        fg_dnnl_conv_shape g = dnnl_shape(L, &s, n);
+        return fg_dnnl_conv_keep_bytes(&g);
+    }
     if (chunk_samples(n, s.c, s.h, s.w, L->out_c, L->k, L->stride, L->pad) < n) return 0;
     return (size_t)s.c * L->k * L->k * (size_t)n * fg_shape_size(L->out) / (size_t)L->out_c *
            sizeof(float);
@@ -300,7 +369,14 @@ static void conv_init(const fg_layer *L, float *w, float *b, float *state, fg_rn
 static void conv_forward(const fg_layer_ctx *c)
 {
     const fg_layer *L = c->L;
-    if (c->cache)
+    fg_conv_backend b = fg_conv_backend_current();
+    if (b == FG_CONV_DNNL) {
+        fg_dnnl_conv_shape g = dnnl_shape(L, &c->s0, c->n);
+        fg_dnnl_conv_forward(&g, c->x0, c->w, c->b, c->y, c->cache);
+    } else if (b == FG_CONV_NAIVE)
+        fg_conv2d_naive_forward(c->x0, c->n, c->s0.c, c->s0.h, c->s0.w, c->w, c->b, L->out_c,
+                                L->k, L->stride, L->pad, c->y);
+    else if (c->cache)
         forward_chunk(c->x0, c->n, c->s0.c, c->s0.h, c->s0.w, c->w, c->b, L->out_c, L->k, L->stride,
                       L->pad, c->y, c->work, c->cache);
     else
@@ -311,8 +387,18 @@ static void conv_forward(const fg_layer_ctx *c)
 static void conv_backward(const fg_layer_ctx *c)
 {
     const fg_layer *L = c->L;
+    fg_conv_backend b = fg_conv_backend_current();
+    if (b == FG_CONV_DNNL) {
+        /* overwrites or accumulates dx itself: no zeroing pass */
+        fg_dnnl_conv_shape g = dnnl_shape(L, &c->s0, c->n);
+        fg_dnnl_conv_backward(&g, c->x0, c->w, c->dy, c->dx0, c->acc0, c->dw, c->db, c->cache);
+        return;
+    }
     if (c->dx0) fg_layer_dx_prepare(c->dx0, c->acc0, (size_t)c->n * fg_shape_size(c->s0));
-    if (c->cache)
+    if (b == FG_CONV_NAIVE)
+        fg_conv2d_naive_backward(c->x0, c->n, c->s0.c, c->s0.h, c->s0.w, c->w, L->out_c, L->k,
+                                 L->stride, L->pad, c->dy, c->dx0, c->dw, c->db);
+    else if (c->cache)
         backward_chunk(c->x0, c->n, c->s0.c, c->s0.h, c->s0.w, c->w, L->out_c, L->k, L->stride,
                        L->pad, c->dy, c->dx0, c->dw, c->db, c->work, c->cache);
     else

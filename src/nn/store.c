@@ -15,6 +15,8 @@
 #define _DEFAULT_SOURCE /* flock */
 #include "fixgrid/modelfile.h"
 
+#include "conv_backend.h"
+
 #include <cblas.h>
 #include <dirent.h>
 #include <errno.h>
@@ -86,6 +88,13 @@ void fg_store_key(const char *subject, const char *arch_desc, const fg_recipe *r
     fg_hash_u64(&h, (uint64_t)(int64_t)r->batch);
     fg_hash_u64(&h, seed);
     fg_hash_str(&h, blas_id);
+    /* the conv backend defines a conv model's numerics as the BLAS kernel
+     * does (keys of models without conv layers stay as they were) */
+    if (strstr(arch_desc, "conv ")) {
+        char conv[96];
+        fg_conv_backend_id(conv, sizeof conv);
+        fg_hash_str(&h, conv);
+    }
     fg_hash_hex(fg_hash_final(&h), out);
 }
 

@@ -127,6 +127,11 @@ int fg_job_find(const fg_job *jobs, int n_jobs, const char *key);
  * non-OK return means the job could not even report (bad key, I/O). */
 int fg_job_exec(const fg_experiment *e, const fg_job *job, volatile const int *cancel,
                 char **record);
+/* The same, with the approach's progress reports of a FIX job also passed to
+ * progress(progress_user, fraction, what) (`fixgrid fix` draws its bar with
+ * it); progress may be NULL. Other job kinds never call it. */
+int fg_job_exec_progress(const fg_experiment *e, const fg_job *job, volatile const int *cancel,
+                         fg_fix_progress progress, void *progress_user, char **record);
 /* Test hooks (documented, not for users), read only for FIX jobs of the
  * `noop` approach, so the runner's tests exercise its failure handling with a
  * real child: FG_TEST_FAULT=segv crashes with SIGSEGV; =hang sleeps forever,

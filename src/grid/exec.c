@@ -227,18 +227,22 @@ static void fairness_fields(fg_record_buf *b, const fg_dataset *te, const int *p
  * long job shows where it is (`tail -f OUTDIR/logs/KEY.log`). */
 typedef struct {
     double start, last;
+    fg_fix_progress fwd; /* the caller's own callback (fixgrid fix's bar), or NULL */
+    void *fwd_user;
 } progress_log;
 
 static void log_progress(void *user, double fraction, const char *what)
 {
     progress_log *p = user;
+    if (p->fwd) p->fwd(p->fwd_user, fraction, what);
     double now = fg_now();
     if (now - p->last < 30.0) return;
     p->last = now;
     fg_log(FG_LOG_INFO, "%3.0f%% %s (%.0f s)", 100.0 * fraction, what ? what : "", now - p->start);
 }
 
-static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const int *cancel)
+static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const int *cancel,
+                      fg_fix_progress fwd, void *fwd_user)
 {
     test_fault fault = read_fault(e, job);
     inject_early(fault);
@@ -297,7 +301,7 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
                       .preset_cpu = ap->preset_cpu,
                       .cancel = cancel};
     double t0 = fg_now();
-    progress_log plog = {t0, t0};
+    progress_log plog = {t0, t0, fwd, fwd_user};
     ctx.progress = log_progress;
     ctx.progress_user = &plog;
     int rc = a->run(&ctx, &res);
@@ -583,8 +587,11 @@ static char *exec_prepare(const fg_experiment *e, const fg_job *job, volatile co
     return unavailable(e, job);
 }
 
-static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const int *cancel)
+static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const int *cancel,
+                      fg_fix_progress fwd, void *fwd_user)
 {
+    (void)fwd;
+    (void)fwd_user;
     inject_early(read_fault(e, job));
     if (test_sleep(e, job, cancel)) return fg_record_failure(e, job, "cancelled");
     return unavailable(e, job);
@@ -601,6 +608,12 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
 int fg_job_exec(const fg_experiment *e, const fg_job *job, volatile const int *cancel,
                 char **record)
 {
+    return fg_job_exec_progress(e, job, cancel, NULL, NULL, record);
+}
+
+int fg_job_exec_progress(const fg_experiment *e, const fg_job *job, volatile const int *cancel,
+                         fg_fix_progress progress, void *progress_user, char **record)
+{
     *record = NULL;
     if (job->subject < 0 || job->subject >= e->n_subjects ||
         (job->kind != FG_JOB_PREPARE && (job->approach < 0 || job->approach >= e->n_approaches)))
@@ -610,7 +623,7 @@ int fg_job_exec(const fg_experiment *e, const fg_job *job, volatile const int *c
         *record = exec_prepare(e, job, cancel);
         break;
     case FG_JOB_FIX:
-        *record = exec_fix(e, job, cancel);
+        *record = exec_fix(e, job, cancel, progress, progress_user);
         break;
     case FG_JOB_ROBUST:
         *record = exec_robust(e, job, cancel);

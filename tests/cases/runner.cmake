@@ -22,3 +22,8 @@ set_tests_properties(runner_overhead PROPERTIES LABELS slow TIMEOUT 300
 add_test(NAME runner_approaches COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/approaches.sh)
 set_tests_properties(runner_approaches PROPERTIES LABELS integration TIMEOUT 600
                      RESOURCE_LOCK fg_mpi ENVIRONMENT "${FG_TEST_ENV}")
+
+# `fixgrid fix` against the same job run by `fixgrid run` (tiny, finetune).
+add_test(NAME runner_fix COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/fix.sh)
+set_tests_properties(runner_fix PROPERTIES LABELS integration TIMEOUT 300
+                     RESOURCE_LOCK fg_mpi ENVIRONMENT "${FG_TEST_ENV}")

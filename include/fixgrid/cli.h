@@ -4,6 +4,9 @@
 #ifndef FIXGRID_CLI_H
 #define FIXGRID_CLI_H
 
+#include "fixgrid/nn.h"
+#include "fixgrid/subject.h"
+
 /* X(name, function, one-line help) */
 #define FG_CLI_LIST(X)                                                                             \
     X("eval", fg_cmd_eval, "evaluate fixed models against their original on a subject's test split") \
@@ -24,6 +27,10 @@ int fg_cmd_predict(int argc, char **argv);
 int fg_cmd_list(int argc, char **argv);
 int fg_cmd_prepare(int argc, char **argv);
 int fg_cmd_train(int argc, char **argv);
+/* A model file for the commands: its own fixgrid.arch metadata, else the
+ * subject's zoo architecture (s may be NULL: then the metadata is required).
+ * Errors name the file (fg_errmsg). Defined in src/cmd/eval.c. */
+int fg_cmd_load_model(const char *path, const fg_subject *s, fg_model **m);
 /* src/runner/: run is the only MPI command; job and tables never call MPI. */
 int fg_cmd_run(int argc, char **argv);
 int fg_cmd_job(int argc, char **argv);

@@ -135,12 +135,15 @@ static int parse_args(int argc, char **argv, eval_args *a)
     return 0;
 }
 
-/* A model file, with the subject's architecture when the file names none. */
-static int load_model(const char *path, const fg_subject *s, fg_model **m)
+int fg_cmd_load_model(const char *path, const fg_subject *s, fg_model **m)
 {
     char *arch = NULL;
     const char *desc = NULL;
     if (fg_safetensors_meta(path, FG_ST_META_ARCH, &arch) == FG_ERR_NOTFOUND) {
+        if (!s)
+            return fg_err(FG_ERR_NOTFOUND, "%s: no %s metadata: pass --subject for its "
+                                           "architecture (or write the file with fixgrid import)",
+                          path, FG_ST_META_ARCH);
         desc = fg_zoo_find(s->arch);
         if (!desc)
             return fg_err(FG_ERR_NOTFOUND, "%s: no %s metadata and subject arch '%s' is unknown",
@@ -296,10 +299,10 @@ int fg_cmd_eval(int argc, char **argv)
     int status;
     rc = 2;
     if ((status = fg_subject_load(a.subject, &s)) || (status = fg_subject_data(&s, sp))) goto fail;
-    if ((status = load_model(a.original, &s, &f0))) goto fail;
+    if ((status = fg_cmd_load_model(a.original, &s, &f0))) goto fail;
     names[0] = base_name(a.original);
     for (int i = 0; i < a.n_fixed; i++) {
-        if ((status = load_model(a.fixed[i], &s, &fixed[i]))) goto fail;
+        if ((status = fg_cmd_load_model(a.fixed[i], &s, &fixed[i]))) goto fail;
         names[i + 1] = base_name(a.fixed[i]);
     }
     const fg_dataset *t = &sp[split];

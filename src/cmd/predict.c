@@ -86,24 +86,6 @@ static int parse_args(int argc, char **argv, predict_args *a)
     return 0;
 }
 
-static int load_model(const char *path, const fg_subject *s, fg_model **m)
-{
-    char *arch = NULL;
-    const char *desc = NULL;
-    if (fg_safetensors_meta(path, FG_ST_META_ARCH, &arch) == FG_ERR_NOTFOUND) {
-        if (!s)
-            return fg_err(FG_ERR_NOTFOUND, "%s: no %s metadata: pass --subject for its "
-                                           "architecture (or write the file with fixgrid import)",
-                          path, FG_ST_META_ARCH);
-        desc = fg_zoo_find(s->arch);
-        if (!desc)
-            return fg_err(FG_ERR_NOTFOUND, "%s: no %s metadata and subject arch '%s' is unknown",
-                          path, FG_ST_META_ARCH, s->arch);
-    }
-    free(arch);
-    return fg_safetensors_load(path, desc, m);
-}
-
 /* x (and y when present) of an inputs file into d (owned arrays). */
 static int load_inputs(const char *path, size_t dim, fg_dataset *d)
 {
@@ -222,7 +204,7 @@ int fg_cmd_predict(int argc, char **argv)
         if ((status = fg_subject_load(a.subject, &s))) goto fail;
         have_subject = 1;
     }
-    if ((status = load_model(a.model, have_subject ? &s : NULL, &m))) goto fail;
+    if ((status = fg_cmd_load_model(a.model, have_subject ? &s : NULL, &m))) goto fail;
     size_t dim = fg_shape_size(fg_model_input_shape(m));
     if (a.inputs) {
         if ((status = load_inputs(a.inputs, dim, &in))) goto fail;

@@ -20,6 +20,8 @@
     X(apricot)                 \
     /* layer level */          \
     /* neuron level */         \
+    X(irepair)                 \
+    X(inner)                   \
     X(arachne)                 \
     X(care)                    \
     X(neurecover)              \

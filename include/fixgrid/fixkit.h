@@ -7,7 +7,9 @@
  *  - fix_localise.h  gradient loss, forward impact, Pareto front, kernel statistics;
  *  - fix_search.h    DE, global-best PSO, constriction PSO (maximise);
  *  - fix_train.h     training steps for approaches: custom loss, per-parameter
- *                    mask, composed datasets; pixel-space views of inputs.
+ *                    mask, composed datasets; pixel-space views of inputs;
+ *  - fix_slice.h     dynamic slicing: gradient sensitivity of layers, top-k slice mask (IRepair);
+ *  - fix_attrib.h    model probes, probe anomaly of layers, neuron routing (INNER).
  *
  * Every random draw comes from an fg_rng the caller passes. Searches MAXIMISE
  * their fitness; a minimising cost is passed negated. Nothing is collective.
@@ -17,9 +19,11 @@
 #ifndef FIXGRID_FIXKIT_H
 #define FIXGRID_FIXKIT_H
 
+#include "fixgrid/fix_attrib.h"
 #include "fixgrid/fix_localise.h"
 #include "fixgrid/fix_search.h"
 #include "fixgrid/fix_sets.h"
+#include "fixgrid/fix_slice.h"
 #include "fixgrid/fix_tail.h"
 #include "fixgrid/fix_train.h"
 

@@ -21,6 +21,8 @@
     /* layer level */          \
     X(threem)                  \
     /* neuron level */         \
+    X(irepair)                 \
+    X(inner)                   \
     X(arachne)                 \
     X(care)                    \
     X(neurecover)              \

@@ -237,8 +237,7 @@ static inline int toyimg_run(const char *name, int preset_cpu, const double *pv,
                              const fg_dataset *train, const fg_dataset *valid, const fg_dataset *rep,
                              uint64_t seed, fg_fix_result *res)
 {
-    static fg_recipe rc;
-    rc = toyimg_recipe();
+    fg_recipe rc = toyimg_recipe(); /* lives through the synchronous run below */
     fg_fix_subject subj = toyimg_subject();
     subj.recipe = &rc;
     return toy_run_subject(name, preset_cpu, pv, &subj, f0, NULL, 0, train, valid, rep, seed, res);

@@ -36,7 +36,9 @@ void fg_fix_pool_gather(const fg_fix_pool *p, const int *pos, int n, float *x, i
 /* ---- one update ---- */
 /* A training loss: logits z (n x k) of a minibatch, its labels y and its pool
  * positions pos (so per-input targets or weights can be looked up); writes
- * dL/dz into dz (for a mean over the batch, already divided by n) and returns L. */
+ * dL/dz into every entry of dz (for a mean over the batch, already divided by
+ * n; dz is reused across minibatches, so it is set, never accumulated) and
+ * returns L. */
 typedef float (*fg_fix_loss_fn)(void *user, const float *z, const int *y, const int *pos, int n,
                                 int k, float *dz);
 

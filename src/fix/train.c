@@ -48,11 +48,11 @@ void fg_fix_pool_gather(const fg_fix_pool *p, const int *pos, int n, float *x, i
     }
 }
 
-int fg_fix_train_batch(fg_model *m, const fg_fix_step *st, const float *x, const int *y, const int *pos,
-                       int n, float *loss_out)
+/* one update with a caller-owned dz (n x classes), so loops allocate it once */
+static int train_batch(fg_model *m, const fg_fix_step *st, const float *x, const int *y, const int *pos,
+                       int n, float *dz, float *loss_out)
 {
     int k = fg_model_n_classes(m), rc = FG_OK;
-    float *dz = fg_xfloats((size_t)n * (size_t)k);
     fg_model_set_mode(m, st->mode);
     fg_model_zero_grad(m);
     const float *z = fg_model_forward(m, x, n);
@@ -72,6 +72,14 @@ int fg_fix_train_batch(fg_model *m, const fg_fix_step *st, const float *x, const
     }
 cleanup:
     fg_model_set_mode(m, FG_MODE_EVAL);
+    return rc;
+}
+
+int fg_fix_train_batch(fg_model *m, const fg_fix_step *st, const float *x, const int *y, const int *pos,
+                       int n, float *loss_out)
+{
+    float *dz = fg_xfloats((size_t)n * (size_t)fg_model_n_classes(m));
+    int rc = train_batch(m, st, x, y, pos, n, dz, loss_out);
     free(dz);
     return rc;
 }
@@ -81,7 +89,7 @@ static int train_positions(fg_model *m, const fg_fix_step *st, const fg_fix_pool
                            int n, int batch, volatile const int *cancel, double *sum)
 {
     size_t dim = fg_dataset_dim(pool->part[0]);
-    float *xb = fg_xfloats((size_t)batch * dim);
+    float *xb = fg_xfloats((size_t)batch * dim), *dz = fg_xfloats((size_t)batch * (size_t)fg_model_n_classes(m));
     int *yb = fg_xmalloc(sizeof(int) * (size_t)batch), rc = FG_OK;
     for (int b = 0; b < n; b += batch) {
         if (cancel && *cancel) {
@@ -91,10 +99,10 @@ static int train_positions(fg_model *m, const fg_fix_step *st, const fg_fix_pool
         int nb = n - b < batch ? n - b : batch;
         fg_fix_pool_gather(pool, pos + b, nb, xb, yb, NULL, NULL);
         float loss = 0;
-        if ((rc = fg_fix_train_batch(m, st, xb, yb, pos + b, nb, &loss))) break;
+        if ((rc = train_batch(m, st, xb, yb, pos + b, nb, dz, &loss))) break;
         *sum += (double)loss * nb;
     }
-    free(xb), free(yb);
+    free(xb), free(yb), free(dz);
     return rc;
 }
 

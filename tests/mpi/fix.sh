@@ -4,6 +4,7 @@
 # `fixgrid fix` on the same stored original: the fixed model is byte-identical
 # and the record's metrics equal the ledger's. An unknown approach, an unknown
 # parameter and a model of another architecture each get one line and exit 2.
+# F1 loads back in PyTorch with the logits `fixgrid predict` prints.
 source "$(dirname "$0")/lib.sh"
 mkexp exp.yaml 's/approach: noop/approach: finetune/' 's/^seeds: .*/seeds: [1]/' \
     's/^robustness:/robustness:\n  enabled: false/'
@@ -27,6 +28,31 @@ assert rec["variant"] == row["variant"] and rec["outcome"] == row["outcome"] == 
 for k in ("acc0", "acc", "rr", "nfr", "bc"):
     assert abs(float(rec[k]) - float(row[k])) < 1e-3, f"{k}: fix {rec[k]}, grid {row[k]}"
 print("fix = grid:", {k: row[k] for k in ("job_key", "acc", "rr", "nfr", "bc", "variant")})
+PY
+
+# The fixed model loads back in PyTorch (tests/fixtures/fgdesc.py) with the
+# logits `fixgrid predict` gives on the same inputs.
+$PY - "$FG_SOURCE_DIR/tests/fixtures" f1.safetensors <<'PY' || fail "could not write the inputs"
+import sys, torch
+sys.path.insert(0, sys.argv[1]); import fgdesc
+torch.manual_seed(5)
+fgdesc.save_safetensors("xin.safetensors", {"x": torch.rand(32, 1, 28, 28)})
+PY
+"$FG_EXE" predict --model f1.safetensors --inputs xin.safetensors --logits --csv p.csv \
+    >pred.log 2>&1 || { cat pred.log >&2; fail "fixgrid predict on f1 failed"; }
+$PY - "$FG_SOURCE_DIR/tests/fixtures" f1.safetensors <<'PY' || fail "f1 in PyTorch"
+import csv, sys, torch
+sys.path.insert(0, sys.argv[1]); import fgdesc
+model = fgdesc.load_fixgrid_file(sys.argv[2]).eval()
+x = fgdesc.load_safetensors("xin.safetensors")[0]["x"]
+rows = list(csv.DictReader(open("p.csv")))
+k = sum(1 for c in rows[0] if c.startswith("logit_"))
+got = torch.tensor([[float(r[f"logit_{j}"]) for j in range(k)] for r in rows])
+with torch.no_grad():
+    want = model(x)
+err = (got - want).abs().max().item()
+assert got.shape == want.shape and err < 1e-4, (got.shape, want.shape, err)
+print(f"f1 in PyTorch: {len(rows)} inputs, max |logit difference| {err:.2e}")
 PY
 
 one_line_exit2() {

@@ -3,7 +3,13 @@
  * biased batch variance and updates running_mean/running_var with momentum,
  * the variance term unbiased (M / (M - 1)); EVAL uses the running statistics.
  * Parameters: weight (gamma, c) and bias (beta, c); state: running_mean (c)
- * then running_var (c). The cache holds x-hat and 1/sqrt(var + eps). */
+ * then running_var (c). The cache holds x-hat, then per channel 1/sqrt(var +
+ * eps) and the mean used, then whether forward stored x-hat. EVAL forward
+ * (inference, PGD's forward passes) does not: storing it was a third of its
+ * memory traffic. A backward after such a forward rebuilds x-hat from the
+ * input (kept by the model) with forward's expression and statistics, so the
+ * gradients are bit-equal to those of a stored x-hat whatever mode backward
+ * runs in. */
 #include "layer.h"
 
 #include <math.h>
@@ -28,7 +34,7 @@ static int bn_infer(fg_layer *L, const fg_shape *in, const char *where)
 
 static size_t bn_cache(const fg_layer *L, int n)
 {
-    return ((size_t)n * fg_shape_size(L->out) + (size_t)L->out.c) * sizeof(float);
+    return ((size_t)n * fg_shape_size(L->out) + 2 * (size_t)L->out.c + 1) * sizeof(float);
 }
 
 static void bn_init(const fg_layer *L, float *w, float *b, float *state, fg_rng *rng)
@@ -46,8 +52,10 @@ static void bn_forward(const fg_layer_ctx *c)
 {
     int C = c->s0.c, n = c->n;
     size_t HW = (size_t)c->s0.h * c->s0.w, M = (size_t)n * HW;
-    float *xhat = c->cache, *invstd = xhat + (size_t)n * C * HW;
+    float *xhat = c->cache, *invstd = xhat + (size_t)n * C * HW, *used = invstd + C;
     float *rmean = c->state, *rvar = c->state + C;
+    int store = c->mode == FG_MODE_TRAIN;
+    used[C] = (float)store;
     for (int ch = 0; ch < C; ch++) {
         double mean, var;
         if (c->mode == FG_MODE_TRAIN) {
@@ -70,13 +78,19 @@ static void bn_forward(const fg_layer_ctx *c)
         float is = (float)(1.0 / sqrt(var + (double)c->L->eps));
         float mu = (float)mean, g = c->w[ch], be = c->b[ch];
         invstd[ch] = is;
+        used[ch] = mu;
         for (int i = 0; i < n; i++) {
             size_t off = ((size_t)i * C + ch) * HW;
             const float *x = c->x0 + off;
-            float *xh = xhat + off, *y = c->y + off;
-            for (size_t q = 0; q < HW; q++) {
-                xh[q] = (x[q] - mu) * is;
-                y[q] = g * xh[q] + be;
+            float *y = c->y + off;
+            if (store) {
+                float *xh = xhat + off;
+                for (size_t q = 0; q < HW; q++) {
+                    xh[q] = (x[q] - mu) * is;
+                    y[q] = g * xh[q] + be;
+                }
+            } else {
+                for (size_t q = 0; q < HW; q++) y[q] = g * ((x[q] - mu) * is) + be;
             }
         }
     }
@@ -86,20 +100,30 @@ static void bn_backward(const fg_layer_ctx *c)
 {
     int C = c->s0.c, n = c->n;
     size_t HW = (size_t)c->s0.h * c->s0.w, M = (size_t)n * HW;
-    const float *xhat = c->cache, *invstd = xhat + (size_t)n * C * HW;
+    float *xhat = c->cache;
+    const float *invstd = xhat + (size_t)n * C * HW, *used = invstd + C;
+    int train = c->mode == FG_MODE_TRAIN, stored = used[C] != 0.0f;
     if (c->dx0) fg_layer_dx_prepare(c->dx0, c->acc0, M * (size_t)C);
     for (int ch = 0; ch < C; ch++) {
+        int want = train || c->dw; /* x-hat enters dw and TRAIN's dx */
+        if (want && !stored) {
+            float mu = used[ch], is = invstd[ch];
+            for (int i = 0; i < n; i++) {
+                size_t off = ((size_t)i * C + ch) * HW;
+                for (size_t q = 0; q < HW; q++) xhat[off + q] = (c->x0[off + q] - mu) * is;
+            }
+        }
         double sdy = 0.0, sdyx = 0.0;
         for (int i = 0; i < n; i++) {
             size_t off = ((size_t)i * C + ch) * HW;
             sdy += fg_sum8(c->dy + off, HW);
-            sdyx += fg_dot8(c->dy + off, xhat + off, HW);
+            if (want) sdyx += fg_dot8(c->dy + off, xhat + off, HW);
         }
         if (c->dw) c->dw[ch] += (float)sdyx;
         if (c->db) c->db[ch] += (float)sdy;
         if (!c->dx0) continue;
         float k = c->w[ch] * invstd[ch];
-        if (c->mode == FG_MODE_TRAIN) {
+        if (train) {
             float a = (float)(sdy / (double)M), bq = (float)(sdyx / (double)M);
             for (int i = 0; i < n; i++) {
                 size_t off = ((size_t)i * C + ch) * HW;

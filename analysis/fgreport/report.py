@@ -24,6 +24,7 @@ def build_tables(res, ref, alpha=0.05):
         out["rq4"] = T.rq4_table(res["rq4.csv"])
     if res["rq12.csv"] is not None and res["rq3.csv"] is not None:
         out["family"] = T.family_table(res["rq12.csv"], res["rq3.csv"], ref)
+        out["orderings"] = T.orderings_table(res["rq12.csv"], res["rq3.csv"], ref)
     if res["raw.csv"] is not None:
         out["groups"] = T.groups_table(res["raw.csv"], ref, alpha)
     if res["discussion.csv"] is not None:

@@ -168,6 +168,64 @@ def family_table(rq12, rq3, reference):
                  "(they differ: the paper revised its tables).")
 
 
+# -- the study's headline orderings -----------------------------------------------------------
+
+STUDY_FAMILIES = ("model", "layer", "neuron")
+
+
+def _family_claim(fams, metric, want, pick):
+    """Whether family `want` has the extreme `metric` (0 RR, 1 up-ACC, 2 NFR of family_averages'
+    tuple) among the study's three families; pick is max or min. Needs `want` and at least one
+    other family with a value."""
+    vals = {f: fams[f][1 + metric] for f in STUDY_FAMILIES if f in fams and D.finite(fams[f][1 + metric])}
+    shown = ", ".join("%s %s" % (f, fmt_up(v) if metric == 1 else fmt(v)) for f, v in vals.items())
+    if want not in vals or len(vals) < 2:
+        return NOT_RUN, shown or NA
+    holds = pick(vals, key=vals.get) == want and list(vals.values()).count(vals[want]) == 1
+    return ("holds" if holds else "does not hold"), shown
+
+
+def _fairness_claim(df, approach, col, subjects):
+    """Whether `approach` improves fairness (relative AAOD change > 0) on every fairness subject
+    where it ran OK."""
+    rows = df[(df["approach"].map(D.approach_label) == approach) & (df["outcome"] == "OK")
+              & (df["subject"].isin(subjects))]
+    vals = [(r["subject"], pd.to_numeric(r[col], errors="coerce")) for _, r in rows.iterrows()]
+    vals = [(s, v) for s, v in vals if D.finite(v)]
+    shown = ", ".join("%s %s" % (s, fmt_up(v)) for s, v in vals)
+    if not vals:
+        return NOT_RUN, NA
+    return ("holds" if all(v > 0 for _, v in vals) else "does not hold"), shown
+
+
+def orderings(acc_rr, nfr_aaod, fairness, cols):
+    """[(claim, verdict, values)] for the study's four headline orderings, from an RQ1/RQ2 table
+    and an RQ3 table alone. cols: (rr, acc_up, nfr, aaod_up) column names of those tables."""
+    fams = family_averages(acc_rr, nfr_aaod, cols[0], cols[1], cols[2])
+    return [
+        ("model-level RR highest",) + _family_claim(fams, 0, "model", max),
+        ("neuron-level accuracy loss largest",) + _family_claim(fams, 1, "neuron", min),
+        ("layer-level NFR lowest",) + _family_claim(fams, 2, "layer", min),
+        ("INNER improves AAOD on the fairness subjects",)
+        + _fairness_claim(nfr_aaod, "IN", cols[3], fairness),
+    ]
+
+
+def orderings_table(rq12, rq3, reference):
+    ours = orderings(rq12, rq3, fairness_subjects(rq3, set(rq3["subject"])),
+                     ("rr_mean", "acc_up_rel_mean", "nfr_mean", "aaod_up_rel_mean"))
+    study = orderings(reference["acc_rr"], reference["asr_aaod_nfr"], set(D.STUDY_FAIRNESS),
+                      ("rr", "acc_up_rel", "nfr", "aaod_up_rel"))
+    rows = [Row(None, [claim], [[v, shown], [sv, sshown]])
+            for (claim, v, shown), (_, sv, sshown) in zip(ours, study)]
+    cols = ["verdict", "values"]
+    return Table("orderings", "The study's headline orderings: do they hold?", ["Ordering"],
+                 [("fixgrid", cols), ("study (artifact tables)", cols)], rows,
+                 note="From the tables alone: family means over the OK (approach, subject) cells "
+                 "(as in the family table) for RR, %sACC and NFR; INNER's %sAAOD on each fairness "
+                 "subject where it ran OK. \"not run\": too few cells to judge." % (UP, UP))
+
+
 # -- statistical groups ----------------------------------------------------------------------
 
 # metric -> (raw.csv column, higher is better, transform, description). ACC, ASR and AAOD are

@@ -204,8 +204,54 @@ class Tables(unittest.TestCase):
         self.assertEqual(m["income-mlp"]["fairness subject"], "yes")
         self.assertEqual(m["tiny"]["study subject"], "(none)")
 
+    def test_orderings(self):
+        _, rows = self.md("orderings")
+        rows = {v["Ordering"]: v for v in rows["all"]}
+        # Family means as in test_family_averages; neuron-level OK cells: arachne x 3, DTR on
+        # fmnist-s-resnet. RR (3 x 8 + 12) / 4 = 9.00; up-ACC (-0.2/85 - 0.2/70 - 0.2/80
+        # - 1/70) x 100 / 4 = -0.55; NFR (1.4 + 2.6 + 1.8 + 4.6) / 4 = 2.60.
+        rr = rows["model-level RR highest"]
+        self.assertEqual((rr["fixgrid verdict"], rr["fixgrid values"]),
+                         ("holds", "model 36.00, layer 6.67, neuron 9.00"))
+        acc = rows["neuron-level accuracy loss largest"]
+        self.assertEqual((acc["fixgrid verdict"], acc["fixgrid values"]),
+                         ("holds", "model +1.03, layer -0.20, neuron -0.55"))
+        self.assertEqual(rows["layer-level NFR lowest"]["fixgrid values"],
+                         "model 7.10, layer 1.25, neuron 2.60")
+        inner = rows["INNER improves AAOD on the fairness subjects"]
+        self.assertEqual(inner["fixgrid verdict"], T.NOT_RUN)  # the sample has no INNER
+        # The study's own tables: all four hold (paper-reconstruction.md 4.7 and 4.3).
+        self.assertEqual({v["study (artifact tables) verdict"] for v in rows.values()}, {"holds"})
+        self.assertEqual(inner["study (artifact tables) values"], "UTKFace +33.66, CIFAR-10S +8.23")
+
+    def test_orderings_that_fail(self):
+        import pandas as pd
+        acc = pd.DataFrame({
+            "family": ["model", "layer", "neuron", "neuron"], "outcome": ["OK"] * 4,
+            "approach": ["AP", "3M", "IN", "AR"], "subject": ["s", "s", "f1", "f2"],
+            "rr": [5.0, 4.0, 20.0, 1.0], "acc_up_rel": [-2.0, 0.5, 1.0, 0.0]})
+        rq3 = acc.assign(nfr=[1.0, 3.0, 2.0, 2.0], aaod_up_rel=[0.0, 0.0, 4.0, -1.0])
+        got = {c: (v, shown) for c, v, shown in
+               T.orderings(acc, rq3, {"f1", "f2"}, ("rr", "acc_up_rel", "nfr", "aaod_up_rel"))}
+        # neuron RR (20 + 1) / 2 = 10.5 beats model 5; model's up-ACC -2 is the lowest;
+        # layer's NFR 3 is the highest.
+        self.assertEqual(got["model-level RR highest"],
+                         ("does not hold", "model 5.00, layer 4.00, neuron 10.50"))
+        self.assertEqual(got["neuron-level accuracy loss largest"][0], "does not hold")
+        self.assertEqual(got["layer-level NFR lowest"][0], "does not hold")
+        # INNER (IN) ran on f1 only, with a gain: holds; a loss on a second subject breaks it.
+        self.assertEqual(got["INNER improves AAOD on the fairness subjects"], ("holds", "f1 +4.00"))
+        rq3b = pd.concat([rq3, rq3.iloc[[2]].assign(subject="f2", aaod_up_rel=-3.0)])
+        v = T.orderings(acc, rq3b, {"f1", "f2"}, ("rr", "acc_up_rel", "nfr", "aaod_up_rel"))[3]
+        self.assertEqual(v[1:], ("does not hold", "f1 +4.00, f2 -3.00"))
+        # One family alone cannot be judged.
+        one = acc[acc["family"] == "model"]
+        self.assertEqual(T.orderings(one, rq3[rq3["family"] == "model"], set(),
+                                     ("rr", "acc_up_rel", "nfr", "aaod_up_rel"))[0][1], T.NOT_RUN)
+
     def test_outputs_exist(self):
-        for key in ("rq12", "rq3", "rq4", "family", "groups", "discussion", "compare", "mapping"):
+        for key in ("rq12", "rq3", "rq4", "family", "orderings", "groups", "discussion", "compare",
+                    "mapping"):
             for ext in (".md", ".tex"):
                 self.assertTrue(os.path.getsize(os.path.join(self.out, key + ext)) > 0, key + ext)
         for png in ("rr_vs_accup", "side_effects", "time", "discussion", "compare",

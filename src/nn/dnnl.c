@@ -184,11 +184,18 @@ static const char *isa_name(dnnl_cpu_isa_t isa)
     }
 }
 
+/* Revision of fixgrid's use of oneDNN, part of the id (and so of every conv
+ * model's store key): bumped when a fix changes the numbers a conv model
+ * trains to, so stores made before it retrain. r2: backward-weights no
+ * longer reads a kept input that another batch size's forward wrote (see
+ * keep_tag). */
+#define FG_DNNL_REVISION 2
+
 void fg_dnnl_id(char *buf, size_t n)
 {
     const dnnl_version_t *v = dnnl_version();
-    snprintf(buf, n, "dnnl-%d.%d.%d-%s", v->major, v->minor, v->patch,
-             isa_name(dnnl_get_effective_cpu_isa()));
+    snprintf(buf, n, "dnnl-%d.%d.%d-%s-r%d", v->major, v->minor, v->patch,
+             isa_name(dnnl_get_effective_cpu_isa()), FG_DNNL_REVISION);
 }
 
 /* ---- building an entry ---- */
@@ -545,6 +552,26 @@ static void run_prim(dnnl_state *s, const exec_prim *p, dnnl_exec_arg_t *args, i
     CHK(dnnl_primitive_execute(p->prim, s->stream, na, args));
 }
 
+/* The keep buffer starts with a tag saying which shape's forward wrote the
+ * reordered input there, if any. Whether forward writes it depends on
+ * whether backward-weights was built for the shape yet: the first forward
+ * of a new batch size runs before its backward builds it, so backward must
+ * not trust the buffer by the entry's state (it then read another batch's
+ * input: wrong dW for every smaller last batch). The tag makes the
+ * decision per layer and per call. */
+typedef struct {
+    fg_dnnl_conv_shape g;
+    int written;
+} keep_tag;
+#define KEEP_HDR 64 /* the tag, padded so the data stay 64-byte aligned */
+_Static_assert(sizeof(keep_tag) <= KEEP_HDR, "keep tag exceeds its header");
+
+static int keep_valid(const void *keep, const fg_dnnl_conv_shape *g)
+{
+    const keep_tag *t = keep;
+    return keep && t->written && memcmp(&t->g, g, sizeof *g) == 0;
+}
+
 /* The layout-bound on what forward keeps: channels padded to 16 (the
  * widest blocking of an f32 kernel), so a smaller batch's keep always fits
  * in a larger batch's. */
@@ -569,7 +596,7 @@ size_t fg_dnnl_conv_keep_bytes(const fg_dnnl_conv_shape *g)
     if (!e->bw.ready) build_bwd_weights(s, e);
     if (!e->bw.src_from_keep) return 0;
     size_t b = dnnl_memory_desc_get_size(&e->f.src.md);
-    return b <= keep_bound(g) ? keep_bound(g) : 0;
+    return b <= keep_bound(g) ? KEEP_HDR + keep_bound(g) : 0;
 }
 
 /* Where forward's reordered input goes: the keep buffer when backward will
@@ -590,11 +617,19 @@ void fg_dnnl_conv_forward(const fg_dnnl_conv_shape *g, const float *x, const flo
     match_threads();
     const void *src = x, *wei = weight;
     void *dst = f->dst.plain ? (void *)y : base + f->dst.off;
+    void *kdata = keep ? (unsigned char *)keep + KEEP_HDR : NULL;
+    int kept = 0;
     if (!f->src.plain) {
-        void *to = keep_target(e, keep);
+        void *to = keep_target(e, kdata);
+        kept = to != NULL;
         if (!to) to = base + f->src.off;
         run_reorder(s, &f->r_src, x, to, base, f->p.scr_off);
         src = to;
+    }
+    if (keep) {
+        keep_tag *t = keep;
+        t->g = *g;
+        t->written = kept;
     }
     if (!f->wei.plain) {
         run_reorder(s, &f->r_wei, weight, base + f->wei.off, base, f->p.scr_off);
@@ -654,8 +689,8 @@ void fg_dnnl_conv_backward(const fg_dnnl_conv_shape *g, const float *x, const fl
         bwd_w_part *b = &e->bw;
         const void *src = x;
         if (!b->src.plain) {
-            if (b->src_from_keep && keep && keep_target(e, (void *)keep)) {
-                src = keep;
+            if (b->src_from_keep && keep_valid(keep, g)) {
+                src = (const unsigned char *)keep + KEEP_HDR;
             } else {
                 run_reorder(s, &b->r_src, x, base + b->src.off, base, b->p.scr_off);
                 src = base + b->src.off;

@@ -28,9 +28,9 @@ typedef struct {
 /* 1 when the build has oneDNN and it created its CPU engine. */
 int fg_dnnl_available(void);
 
-/* "dnnl-2.6.3-avx512_core_bf16": library version and the instruction set
- * its kernels dispatch to (results differ in the last bits between them);
- * "none" without oneDNN. */
+/* "dnnl-2.6.3-avx512_core_bf16-r2": library version, the instruction set
+ * its kernels dispatch to (results differ in the last bits between them)
+ * and the revision of dnnl.c's numerics; "none" without oneDNN. */
 void fg_dnnl_id(char *buf, size_t n);
 
 /* Bytes the layer may keep between forward and backward: the input in the
@@ -40,7 +40,8 @@ void fg_dnnl_id(char *buf, size_t n);
 size_t fg_dnnl_conv_keep_bytes(const fg_dnnl_conv_shape *g);
 
 /* y = conv(x, weight) + bias (bias NULL when g->bias is 0). keep, when not
- * NULL, has fg_dnnl_conv_keep_bytes(g) bytes (or those of a larger batch)
+ * NULL, has fg_dnnl_conv_keep_bytes(g) bytes (or those of a larger batch;
+ * they start with a tag of the shape that wrote them, see dnnl.c)
  * and receives what backward reuses. Fatal (FG_FATAL) when oneDNN fails:
  * shapes were validated when the model was built. */
 void fg_dnnl_conv_forward(const fg_dnnl_conv_shape *g, const float *x, const float *weight,

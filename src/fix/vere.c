@@ -56,6 +56,11 @@
  *    with CROWN's adaptive lower slope, no alpha optimisation (the released
  *    runs use 'backward (CROWN)', not alpha-CROWN);
  *  - layer choice by `layer` (the released code hard-codes a split per model).
+ * Budgets: the cpu preset runs 5 rounds of 32 failing inputs (published: 20
+ * of 128); bound passes per round = neurons x intervals x failing inputs
+ * (fmnist-lenet5: 120 x 5 x 128 = 76,800 at the published budget).
+ * A run whose rounds never beat f0's score returns f0 unchanged, as the
+ * released code does (its best-model file stays f0's).
  * `ranking=random` is an ablation (not VeRe): the repaired neuron is drawn
  * uniformly, everything else unchanged; tests use it as a negative control. */
 #include "fixgrid/bounds.h"

@@ -196,3 +196,37 @@ Test(fix_vere, unadaptable_with_a_reason)
     cr_assert(a->supports(lenet, &subj, reason, sizeof reason), "%s", reason);
     fg_model_free(lenet);
 }
+
+/* On the image toy (conv, BN, max-pool below the analysed dense layer) VeRe
+ * lifts the held-out shifted images f0 fails, and its rewrites stay inside
+ * the analysed neurons: fc1 rows and fc2 columns (plus fc2's bias), never
+ * the conv or BN layers. */
+Test(fix_vere, image_toy_lifts_shifted_images)
+{
+    static const int modes[2] = {TOYIMG_NORMAL, TOYIMG_SHIFTED};
+    fg_dataset tr, val, rep, test, normal;
+    toyimg_data(300, 1, TOYIMG_NORMAL, &tr);
+    toyimg_data(90, 21, TOYIMG_NORMAL, &val);
+    toyimg_data_modes(240, 22, modes, 2, &rep);
+    toyimg_data(150, 23, TOYIMG_SHIFTED, &test);
+    toyimg_data(150, 24, TOYIMG_NORMAL, &normal);
+    fg_model *f0 = toyimg_f0(&tr);
+    fg_fix_result res;
+    cr_assert_eq(toyimg_run("VERE", 0, NULL, f0, &tr, &val, &rep, 9, &res), FG_OK, "%s", fg_errmsg());
+    double s0 = toy_accuracy(f0, &test), s1 = toy_accuracy(res.f1, &test);
+    double n0 = toy_accuracy(f0, &normal), n1 = toy_accuracy(res.f1, &normal);
+    printf("image toy: shifted %.1f -> %.1f, normal %.1f -> %.1f (%s)\n", s0, s1, n0, n1, res.note);
+    cr_assert_geq(s1, s0 + 3, "shifted %.1f -> %.1f (%s)", s0, s1, res.note); /* 65.3 -> 70.0 */
+    cr_assert_gt(n1, n0 - 10, "normal %.1f -> %.1f", n0, n1);
+    const float *a = fg_model_params_c(f0), *b = fg_model_params_c(res.f1);
+    for (int l = 0; l < fg_model_n_nodes(f0); l++) {
+        const fg_layer *L = fg_model_node(f0, l);
+        if (strcmp(L->name, "fc1") && strcmp(L->name, "fc2"))
+            for (long i = 0; i < L->n_w + L->n_b; i++)
+                cr_assert_eq(a[L->w_off + i], b[L->w_off + i], "node %s changed", L->name);
+    }
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&tr), fg_dataset_free(&val), fg_dataset_free(&rep), fg_dataset_free(&test);
+    fg_dataset_free(&normal);
+}

@@ -313,7 +313,7 @@ static int vere_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     double score0 = best_score;
     int rounds = (int)pv[P_ROUNDS], done = 0, best_round = 0;
     long passes = 0;
-    char picked[160] = "";
+    char picked[120] = "";
     int picked_off = 0;
     for (int r = 1; r <= rounds; r++) {
         if (ctx->cancel && *ctx->cancel) {
@@ -458,9 +458,10 @@ static int vere_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     else m = NULL;
     const float *p0 = fg_model_params_c(ctx->f0), *p1 = fg_model_params_c(f1);
     for (size_t i = 0; i < fg_model_n_params(ctx->f0); i++) res->weights_changed += p0[i] != p1[i];
-    snprintf(res->note, sizeof res->note,
+    int nw = snprintf(res->note, sizeof res->note,
              "layer %s (%d neurons); rounds %d, best %d (score %.1f from %.1f); neurons %s; %ld bound passes",
              Lpre->name, NH, done, best_round, best_score, score0, picked, passes);
+    (void)nw; /* a long neuron list is cut: the note is a summary */
     res->f1 = f1;
 cleanup:
     fg_fix_sets_free(&sets);

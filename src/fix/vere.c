@@ -279,12 +279,14 @@ static int vere_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     const int NH = (int)fg_shape_size(fg_model_node(m, site.h)->out);
     const int DP = (int)fg_shape_size(fg_model_node(m, site.prev)->out);
     const fg_layer *Lpre = fg_model_node(m, site.pre), *Lnext = fg_model_node(m, site.next);
-    const int n_int = (int)pv[P_INTERVALS], max_neg = (int)pv[P_MAXNEG];
+    const int n_int = (int)pv[P_INTERVALS];
+    int max_neg = (int)pv[P_MAXNEG];
     P = fg_xmalloc(sizeof(int) * (size_t)sets.n_neg);
     S = fg_xmalloc(sizeof(int) * (size_t)(sets.n_pos > 0 ? sets.n_pos : 1));
     int nP = fg_fix_sample(sets.neg, sets.n_neg, (int)pv[P_N], ctx->rng, P);
     int nS = sets.n_pos > 0 ? fg_fix_sample(sets.pos, sets.n_pos, (int)pv[P_NCLEAN], ctx->rng, S) : 0;
     int nA = nP + nS;
+    if (max_neg > nP) max_neg = nP; /* the per-round arrays never exceed the pool */
     all = fg_xmalloc(sizeof(int) * (size_t)nA);
     memcpy(all, P, sizeof(int) * (size_t)nP);
     memcpy(all + nP, S, sizeof(int) * (size_t)nS);

@@ -132,23 +132,26 @@ static int vere_supports(const fg_model *f0, const fg_fix_subject *s, char *reas
         snprintf(reason, len, "no hidden ReLU between two dense layers (with biases) to repair a neuron of");
         return 0;
     }
-    fg_bounds *b = NULL;
-    if (fg_bounds_new(f0, sites[0].h, fg_model_output(f0), &b) != FG_OK) {
-        snprintf(reason, len, "the tail cannot be bounded: %s", fg_errmsg());
-        return 0;
-    }
-    fg_bounds_free(b);
-    const fg_layer *H = fg_model_node(f0, sites[0].h);
-    if (fg_shape_size(H->out) > MAX_NEURONS) {
-        snprintf(reason, len, "the analysed layer has %zu neurons, over the size limit %d", fg_shape_size(H->out),
-                 MAX_NEURONS);
-        return 0;
-    }
-    size_t tail = 0;
-    for (int i = sites[0].h + 1; i <= fg_model_output(f0); i++) tail += fg_shape_size(fg_model_node(f0, i)->out);
-    if (tail > MAX_TAIL) {
-        snprintf(reason, len, "the tail after the analysed layer has %zu units, over the size limit %d", tail, MAX_TAIL);
-        return 0;
+    /* every eligible layer is checked: `layer` (not visible here) may pick any */
+    for (int t = 0; t < n; t++) {
+        const fg_layer *H = fg_model_node(f0, sites[t].h);
+        fg_bounds *b = NULL;
+        if (fg_bounds_new(f0, sites[t].h, fg_model_output(f0), &b) != FG_OK) {
+            snprintf(reason, len, "the tail after %s cannot be bounded: %s", H->name, fg_errmsg());
+            return 0;
+        }
+        fg_bounds_free(b);
+        if (fg_shape_size(H->out) > MAX_NEURONS) {
+            snprintf(reason, len, "layer %s has %zu neurons, over the size limit %d", H->name, fg_shape_size(H->out),
+                     MAX_NEURONS);
+            return 0;
+        }
+        size_t tail = 0;
+        for (int i = sites[t].h + 1; i <= fg_model_output(f0); i++) tail += fg_shape_size(fg_model_node(f0, i)->out);
+        if (tail > MAX_TAIL) {
+            snprintf(reason, len, "the tail after %s has %zu units, over the size limit %d", H->name, tail, MAX_TAIL);
+            return 0;
+        }
     }
     return 1;
 }

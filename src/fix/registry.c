@@ -26,6 +26,7 @@
     X(arachne)                 \
     X(care)                    \
     X(neurecover)              \
+    X(vere)                    \
     /* end of list */
 
 #define FG_X(n) extern const fg_fix_approach fg_fix_##n;

@@ -17,7 +17,10 @@
  * variant): Marabou cannot run here, so the verifier queries and the
  * multi-layer proposal search of 3M are replaced by the LP over the output
  * layer with everything below fixed ("substitute=lp-output-layer"); the
- * separation-layer search is left undone. */
+ * separation-layer search is left undone. The original's timeout (seconds)
+ * is a simplex iteration limit here (`iterations`, 1e6; cpu 1e5), so a run
+ * gives the same result on any machine; reaching it fails the run with the
+ * solver's "iteration limit" message rather than returning a partial LP. */
 #include "fixgrid/fixkit.h"
 #include "fixgrid/lp.h"
 
@@ -26,11 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_INPUTS, P_MARGIN, P_TIME, P_BATCH, P_COUNT };
+enum { P_INPUTS, P_MARGIN, P_ITERS, P_BATCH, P_COUNT };
 static const fg_fix_param params[P_COUNT] = {
     [P_INPUTS] = {"inputs", FG_PARAM_INT, 100, NAN, 1, 1e6, NULL, "misclassified repair inputs the LP must fix"},
     [P_MARGIN] = {"margin", FG_PARAM_FLOAT, 1e-3, NAN, 0, 1e3, NULL, "required logit margin of the true class"},
-    [P_TIME] = {"time_limit", FG_PARAM_FLOAT, 600, 60, 1, 1e6, NULL, "LP solver time limit, seconds"},
+    [P_ITERS] = {"iterations", FG_PARAM_INT, 1e6, 1e5, 1, 1e9, NULL,
+                 "simplex iteration limit of the LP (the original's timeout, as work: machine-independent)"},
     [P_BATCH] = {"batch", FG_PARAM_INT, 256, NAN, 1, 65536, NULL, "evaluation batch size"},
 };
 
@@ -113,7 +117,9 @@ static int threem_run(const fg_fix_ctx *ctx, fg_fix_result *res)
             fg_lp_add_row(lp, k, ri, rv, margin - ((double)z[t] - z[j]), INFINITY);
         }
     }
-    fg_lp_set_limits(lp, pv[P_TIME], 0);
+    /* no time limit: a bound in seconds that binds would make the result
+     * depend on the machine; the iteration limit is the same work anywhere */
+    fg_lp_set_limits(lp, 0, (long)pv[P_ITERS]);
     rc = fg_lp_solve(lp);
     res->evals = 1;
     if (rc) goto cleanup;

@@ -64,3 +64,35 @@ Test(fix_threem, minimal_against_brute_force)
     fg_model_free(f0);
     fg_dataset_free(&rep);
 }
+
+/* The LP's budget is simplex iterations, not seconds: the parameter reaches
+ * the solver (one iteration cannot solve the toy LP: the run fails with the
+ * solver's iteration-limit message), and the cpu value still solves it. */
+Test(fix_threem, iteration_limit_reaches_the_lp)
+{
+    fg_model *f0;
+    cr_assert_eq(fg_model_parse("input c=2 h=1 w=1\ndense out=2 bias=0 name=fc\n", "tiny", &f0), FG_OK);
+    memcpy(fg_model_params(f0), W0, sizeof W0);
+    fg_model_reserve(f0, 8);
+    fg_dataset rep = {.n = 2, .c = 2, .h = 1, .w = 1, .n_classes = 2};
+    rep.x = fg_xfloats(4), rep.y = fg_xmalloc(sizeof(int) * 2);
+    memcpy(rep.x, X, sizeof X);
+    memcpy(rep.y, Y, sizeof Y);
+    const fg_fix_approach *a = fg_fix_find("3M");
+    cr_assert_lt(fg_fix_param_index(a, "time_limit"), 0, "a limit in seconds would make results machine-dependent");
+    int it = fg_fix_param_index(a, "iterations");
+    cr_assert_geq(it, 0);
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 1, pv);
+    cr_assert_eq(pv[it], 1e5);
+    fg_fix_result res;
+    cr_assert_eq(toy_run_with("3M", 1, pv, f0, NULL, 0, &rep, &rep, &rep, 1, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(toy_accuracy(res.f1, &rep), 100.0);
+    fg_model_free(res.f1);
+    pv[it] = 1;
+    cr_assert_eq(toy_run_with("3M", 1, pv, f0, NULL, 0, &rep, &rep, &rep, 1, &res), FG_ERR_CANCELLED);
+    cr_assert(strstr(fg_errmsg(), "iteration"), "%s", fg_errmsg());
+    cr_assert_null(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+}

@@ -58,6 +58,7 @@ static int run_with(const char *name, fixture *f, const char *key, double v, fg_
     if (!strcmp(name, "IR")) { /* the toy's I_neg is ~40 inputs: more epochs, a larger step */
         pv[fg_fix_param_index(a, "epochs")] = 60;
         pv[fg_fix_param_index(a, "lr")] = 0.01;
+        pv[fg_fix_param_index(a, "min_steps")] = 0; /* the 60 epochs alone, as calibrated */
     }
     if (key) pv[fg_fix_param_index(a, key)] = v;
     return toyimg_run(name, 0, pv, f->f0, &f->tr, &f->val, &f->rep, 9, res);

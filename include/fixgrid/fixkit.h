@@ -5,7 +5,7 @@
  *  - fix_tail.h      the tail evaluator (cached activations of a cut node,
  *                    exact incremental output-layer updates);
  *  - fix_localise.h  gradient loss, forward impact, Pareto front, kernel statistics;
- *  - fix_search.h    DE, global-best PSO, constriction PSO (maximise);
+ *  - fix_search.h    DE, global-best PSO, constriction PSO, genetic algorithm (maximise);
  *  - fix_train.h     training steps for approaches: custom loss, per-parameter
  *                    mask, composed datasets; pixel-space views of inputs;
  *  - fix_slice.h     dynamic slicing: gradient sensitivity of layers, top-k slice mask (IRepair);

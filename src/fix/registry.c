@@ -23,6 +23,8 @@
     /* neuron level */         \
     X(irepair)                 \
     X(inner)                   \
+    X(genmunn)                 \
+    X(dtr)                     \
     X(arachne)                 \
     X(care)                    \
     X(neurecover)              \

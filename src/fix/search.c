@@ -8,7 +8,10 @@
  * CARE uses it (evaluate, update personal and global bests, test ftol, then
  * move; periodic boundary handling). The constriction PSO follows Arachne-v1 as
  * NeuRecover reuses it (chi from phi, r1, r2 ~ U(0, phi) per coordinate, the
- * velocity magnitude clamped to [vmin, vmax]). */
+ * velocity magnitude clamped to [vmin, vmax]). The genetic algorithm is
+ * GenMuNN's search (its operators are not published; see src/fix/genmunn.c):
+ * generational, elitist, tournament selection, uniform crossover and
+ * per-gene Gaussian mutation, the population seeded with x0 and its mutants. */
 #include "fixgrid/fixkit.h"
 
 #include <math.h>
@@ -221,5 +224,111 @@ int fg_pso_constrict_run(const fg_pso_constrict_params *p, int dim, const float 
     free(v);
     free(pb);
     free(pf);
+    return rc;
+}
+
+int fg_ga_tournament(const double *f, int n, int k, fg_rng *rng)
+{
+    int bi = (int)fg_rng_below(rng, (uint64_t)n);
+    for (int t = 1; t < k; t++) {
+        int c = (int)fg_rng_below(rng, (uint64_t)n);
+        if (f[c] > f[bi]) bi = c;
+    }
+    return bi;
+}
+
+void fg_ga_crossover_uniform(const float *a, const float *b, int dim, fg_rng *rng, float *child)
+{
+    for (int j = 0; j < dim; j++) child[j] = fg_rng_uniform(rng) < 0.5f ? a[j] : b[j];
+}
+
+void fg_ga_mutate(float *x, int dim, const float *sigma, float rate, const float *lo, const float *hi,
+                  fg_rng *rng)
+{
+    for (int j = 0; j < dim; j++)
+        if (fg_rng_uniform(rng) < rate) x[j] = clampf(x[j] + sigma[j] * fg_rng_normal(rng), lo[j], hi[j]);
+}
+
+typedef struct {
+    const double *f;
+    int i;
+} ga_rank;
+
+static int ga_rank_cmp(const void *a, const void *b)
+{
+    const ga_rank *x = a, *y = b;
+    double fx = x->f[x->i], fy = y->f[y->i];
+    if (fx != fy) return fx > fy ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i); /* stable: the lower index first */
+}
+
+int fg_ga_run(const fg_ga_params *p, int dim, const float *lo, const float *hi, const float *x0,
+              const float *sigma, fg_fitness_fn fit, void *user, fg_rng *rng, volatile const int *cancel,
+              float *best, double *best_fit, long *evals)
+{
+    if (p->pop < 2 || dim < 1 || p->elites < 0 || p->elites >= p->pop || p->tournament < 1)
+        return fg_err(FG_ERR_ARG, "genetic algorithm needs a population of at least 2, fewer elites "
+                      "than individuals and a tournament of at least 1 (got pop %d, elites %d, k %d)",
+                      p->pop, p->elites, p->tournament);
+    int np = p->pop, rc = FG_OK;
+    size_t d = (size_t)dim;
+    float *pop = fg_xmalloc(sizeof(float) * (size_t)np * d), *next = fg_xmalloc(sizeof(float) * (size_t)np * d);
+    double *f = fg_xmalloc(sizeof(double) * (size_t)np), *nf = fg_xmalloc(sizeof(double) * (size_t)np);
+    ga_rank *rk = fg_xmalloc(sizeof(ga_rank) * (size_t)np);
+    long ne = 0;
+    for (int i = 0; i < np; i++) {
+        float *xi = pop + (size_t)i * d;
+        for (size_t j = 0; j < d; j++) xi[j] = clampf(x0[j], lo[j], hi[j]);
+        if (i > 0) fg_ga_mutate(xi, dim, sigma, 1.0f, lo, hi, rng);
+        f[i] = fit(user, xi);
+        ne++;
+    }
+    int bi = 0;
+    for (int i = 1; i < np; i++)
+        if (f[i] > f[bi]) bi = i;
+    double last_best = f[bi];
+    int same = 0;
+    for (int g = 0; g < p->gens; g++) {
+        if (cancel && *cancel) {
+            rc = fg_err(FG_ERR_CANCELLED, "genetic algorithm cancelled at generation %d", g);
+            break;
+        }
+        for (int i = 0; i < np; i++) rk[i].f = f, rk[i].i = i;
+        qsort(rk, (size_t)np, sizeof *rk, ga_rank_cmp);
+        for (int e = 0; e < p->elites; e++) {
+            memcpy(next + (size_t)e * d, pop + (size_t)rk[e].i * d, sizeof(float) * d);
+            nf[e] = f[rk[e].i];
+        }
+        for (int i = p->elites; i < np; i++) {
+            float *c = next + (size_t)i * d;
+            int a = fg_ga_tournament(f, np, p->tournament, rng);
+            int b = fg_ga_tournament(f, np, p->tournament, rng);
+            if (fg_rng_uniform(rng) < p->crossover)
+                fg_ga_crossover_uniform(pop + (size_t)a * d, pop + (size_t)b * d, dim, rng, c);
+            else
+                memcpy(c, pop + (size_t)a * d, sizeof(float) * d);
+            fg_ga_mutate(c, dim, sigma, p->mut_rate, lo, hi, rng);
+            nf[i] = fit(user, c);
+            ne++;
+        }
+        float *tp = pop;
+        pop = next, next = tp;
+        double *tf = f;
+        f = nf, nf = tf;
+        bi = 0;
+        for (int i = 1; i < np; i++)
+            if (f[i] > f[bi]) bi = i;
+        if (p->progress) p->progress(p->progress_user, (g + 1.0) / p->gens, "GA generation");
+        if (f[bi] == last_best) {
+            if (++same > p->stall) break;
+        } else {
+            same = 0;
+            last_best = f[bi];
+        }
+    }
+    memcpy(best, pop + (size_t)bi * d, sizeof(float) * d);
+    *best_fit = f[bi];
+    if (evals) *evals += ne;
+    free(pop), free(next), free(f), free(nf), free(rk);
     return rc;
 }

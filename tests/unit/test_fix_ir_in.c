@@ -58,6 +58,7 @@ static int run_with(const char *name, fixture *f, const char *key, double v, fg_
     if (!strcmp(name, "IR")) { /* the toy's I_neg is ~40 inputs: more epochs, a larger step */
         pv[fg_fix_param_index(a, "epochs")] = 60;
         pv[fg_fix_param_index(a, "lr")] = 0.01;
+        pv[fg_fix_param_index(a, "min_steps")] = 0; /* the 60 epochs alone, as calibrated */
     }
     if (key) pv[fg_fix_param_index(a, key)] = v;
     return toyimg_run(name, 0, pv, f->f0, &f->tr, &f->val, &f->rep, 9, res);
@@ -99,5 +100,31 @@ Test(inner, repairs_by_changing_only_blamed_weights)
     cr_assert_lt(res.weights_changed, all.weights_changed, "masked %ld, unmasked %ld (%s)", res.weights_changed,
                  all.weights_changed, res.note);
     fg_model_free(res.f1), fg_model_free(all.f1);
+    teardown_fx(&f);
+}
+
+/* the step floor adds whole epochs until min_steps steps are done */
+Test(irepair, min_steps_extends_the_epochs)
+{
+    fixture f;
+    setup_fx(&f);
+    const fg_fix_approach *a = fg_fix_find("IR");
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 0, pv);
+    pv[fg_fix_param_index(a, "epochs")] = 1;
+    pv[fg_fix_param_index(a, "min_steps")] = 0;
+    fg_fix_result one, more;
+    cr_assert_eq(toyimg_run("IR", 0, pv, f.f0, &f.tr, &f.val, &f.rep, 9, &one), FG_OK, "%s", fg_errmsg());
+    pv[fg_fix_param_index(a, "min_steps")] = 10;
+    cr_assert_eq(toyimg_run("IR", 0, pv, f.f0, &f.tr, &f.val, &f.rep, 9, &more), FG_OK, "%s", fg_errmsg());
+    const char *s1 = strstr(one.note, "; "), *s2 = strstr(more.note, "; ");
+    cr_assert(s1 && s2, "%s / %s", one.note, more.note);
+    long n1 = strtol(s1 + 2, NULL, 10), n2 = strtol(s2 + 2, NULL, 10);
+    long per = n1; /* steps of one epoch */
+    cr_assert_gt(per, 0);
+    cr_assert_eq(one.evals, 1);
+    cr_assert_eq(n2, ((10 + per - 1) / per) * per, "%ld steps an epoch, %ld with the floor (%s)", per, n2, more.note);
+    cr_assert_eq(more.evals, n2 / per);
+    fg_model_free(one.f1), fg_model_free(more.f1);
     teardown_fx(&f);
 }

@@ -1,0 +1,93 @@
+/* fix_edit: the editor of Editable Training (Sinitsin et al., ICLR 2020) over
+ * a model's last dense layer, and the exact gradient of the editable-training
+ * objective through the editor's steps.
+ *
+ * The editor (xtinkt/editable lib/editable.py, Editable.edit): gradient
+ * descent at step `lr` on the editable parameters, on the edit loss
+ *     l_e(z) = max(0, max_{j != y} z_j - z_y)
+ * (contrastive_cross_entropy with margin 0: log-softmax differences are logit
+ * differences), stopping with success as soon as l_e = 0 and with failure
+ * after `max_steps` steps.
+ *
+ * Why only the last dense layer z = W h + b is editable here: l_e is then
+ * piecewise linear in (W, b). A step at x_e moves W by -lr g h_e^T and b by
+ * -lr g with g = e_j* - e_y (j* the strongest other class), so after the
+ * steps  W^ = W - lr G h_e^T,  b^ = b - lr G  with G the sum of the steps'
+ * g's, locally constant in every parameter. The edited logits have a closed
+ * form, z^(x) = z(x) - lr (h_e . h(x) + 1) G (no "+ 1" without a bias), and
+ * the inner loss has a zero Hessian in (W, b) almost everywhere: the
+ * derivative through the steps is exact without any second-order
+ * approximation. What remains of "second order" is the dependence of the
+ * update on h_e (and so on every parameter before the head); fg_edit_objective
+ * keeps it (exact = 1) or drops it (exact = 0: first-order, the MAML-style
+ * approximation, a named fallback and the negative control of the tests).
+ *
+ * Part of fixkit (see fixkit.h): no randomness, nothing collective. Errors:
+ * FG_ERR_UNSUPPORTED (no editable head), FG_ERR_NUMERIC; fg_err set. */
+#ifndef FIXGRID_FIX_EDIT_H
+#define FIXGRID_FIX_EDIT_H
+
+#include "fixgrid/nn.h"
+
+#include <stddef.h>
+
+typedef struct {
+    float lr;      /* in-graph gradient-descent step (IngraphGradientDescent(0.01)) */
+    int max_steps; /* editor step limit k */
+} fg_edit_cfg;
+
+typedef struct {
+    int steps;   /* gradient steps taken */
+    int success; /* 1: l_e reached 0 within max_steps */
+    float loss;  /* l_e after the last step (0 on success) */
+} fg_edit_out;
+
+/* The editable head: the index of the last node when it is a dense layer
+ * whose input node is a cut (so its activation h is all the head sees), else
+ * -1 with a reason in reason[0..len) (reason may be NULL). */
+int fg_edit_head(const fg_model *m, char *reason, size_t len);
+
+/* l_e(z) for k logits and target y; *jstar (may be NULL) receives the
+ * strongest class other than y (the lowest index on ties). */
+float fg_edit_loss(const float *z, int k, int y, int *jstar);
+
+/* The editor in closed form on the logits z_e (k) of x_e, with s = |h_e|^2 + 1
+ * (|h_e|^2 without a bias): G (k floats) receives the sum of the steps'
+ * directions and z_fin (may be NULL) the edited logits at x_e. Applying
+ * fg_edit_apply with G gives the weights the step-by-step editor gives. */
+void fg_edit_plan(const float *z_e, int k, int y, float s, const fg_edit_cfg *cfg, float *G, float *z_fin,
+                  fg_edit_out *out);
+
+/* W -= lr G h_e^T, b -= lr G on the head's parameters of m. */
+void fg_edit_apply(fg_model *m, int head, const float *h_e, const float *G, float lr);
+
+/* Edit m in place so that x (one input) is classified y: forward in EVAL
+ * mode, plan, apply (the weights change even when the edit fails, as the
+ * original's edited copy does). m must have an editable head. */
+int fg_edit_input(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out);
+
+/* Success of an edit of a copy of m: m is left unchanged (the head is
+ * restored). */
+int fg_edit_try(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out);
+
+/* The editable-training objective of one minibatch (x, y: n inputs) and one
+ * edit (x_e, y_e), as lib/trainer.py EditableTrainer.train_on_batch forms it:
+ *     L = CE(z(x), y) + c_loc L_loc + c_edit l_e(z^(x_e)),
+ *     L_loc = mean_i -sum_c softmax(z(x_i))_c log softmax(z^(x_i))_c,
+ * softmax(z) detached, z^ the logits of the edited model, l_e the edit loss
+ * where the editor stopped (0 after a success). The main forward runs in
+ * `mode`; the edit's forward at x_e in EVAL mode (as the original edits);
+ * the edited logits of the batch use the same forward's features.
+ * ACCUMULATES dL/dtheta into fg_model_grads(m) (zero them first): exact = 1
+ * the whole derivative through the editor, 0 the first-order approximation
+ * (the update held constant). m is reserved for n and left in EVAL mode.
+ * Writes the terms into *t (may be NULL). */
+typedef struct {
+    double loss, main, loc, edit;
+    fg_edit_out e;
+} fg_edit_terms;
+int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n, const float *x_e, int y_e,
+                      const fg_edit_cfg *cfg, float c_loc, float c_edit, fg_mode mode, int exact,
+                      fg_edit_terms *t);
+
+#endif

@@ -17,7 +17,8 @@
  *     log softmax(f^(x))_c, f^ the edited model, with the gradient flowing
  *     through the editor's steps (exact here, see fix_edit.h).
  *  3. After each epoch the accuracy on the validation split; the epoch with
- *     the best one is kept (the notebooks' `best_val_error` checkpoint).
+ *     the best one is kept (the notebooks' `best_val_error` checkpoint; on a
+ *     tie the later epoch).
  *  4. Repair: the kept model's failures on the repair split, in split order,
  *     each edited with its true label by the same editor and step limit,
  *     sequentially (each edit on top of the previous ones). The edited model
@@ -80,6 +81,7 @@ enum {
     P_MAX_STEPS,
     P_INIT,
     P_EXACT,
+    P_EDITS,
     P_COUNT
 };
 static const fg_fix_param params[P_COUNT] = {
@@ -94,6 +96,7 @@ static const fg_fix_param params[P_COUNT] = {
     [P_MAX_STEPS] = {"max_steps", FG_PARAM_INT, 10, NAN, 1, 100000, NULL, "editor's step limit"},
     [P_INIT] = {"init", FG_PARAM_ENUM, 0, NAN, 0, 1, "f0|scratch", "start from f0 (editable fine-tuning) or a fresh initialisation"},
     [P_EXACT] = {"exact", FG_PARAM_BOOL, 1, NAN, 0, 1, NULL, "exact derivative through the editor (false: first-order)"},
+    [P_EDITS] = {"edits", FG_PARAM_BOOL, 1, NAN, 0, 1, NULL, "edit the failing repair inputs (false: return the editable-trained model, an ablation)"},
 };
 
 static int et_supports(const fg_model *f0, const fg_fix_subject *s, char *reason, size_t len)
@@ -129,7 +132,7 @@ static int et_run(const fg_fix_ctx *ctx, fg_fix_result *res)
 {
     const double *pv = ctx->params;
     int epochs = (int)pv[P_EPOCHS], batches = (int)pv[P_BATCHES], batch = (int)pv[P_BATCH];
-    int exact = pv[P_EXACT] != 0, scratch = (int)pv[P_INIT] == 1, rc = FG_OK;
+    int exact = pv[P_EXACT] != 0, do_edits = pv[P_EDITS] != 0, scratch = (int)pv[P_INIT] == 1, rc = FG_OK;
     float lr = (float)pv[P_LR], c_loc = (float)pv[P_C_LOC], c_edit = (float)pv[P_C_EDIT];
     fg_edit_cfg cfg = {.lr = (float)pv[P_EDIT_LR], .max_steps = (int)pv[P_MAX_STEPS]};
     const fg_dataset *tr = ctx->train, *va = ctx->valid, *rep = ctx->repair;
@@ -141,9 +144,12 @@ static int et_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     int *ord = fg_xmalloc(sizeof(int) * (size_t)(tr->n > 0 ? tr->n : 1));
     int *yb = fg_xmalloc(sizeof(int) * (size_t)batch);
     float *xb = fg_xfloats((size_t)batch * D);
-    snprintf(res->variant, sizeof res->variant, "%s;editable=last-dense;inner=gd%s%s%s",
+    char variant[192];
+    snprintf(variant, sizeof variant, "%s;editable=last-dense;inner=gd%s%s%s%s",
              ctx->preset_cpu ? "cpu" : "published", exact ? "" : ";first-order", scratch ? ";init=scratch" : "",
+             do_edits ? "" : ";edits=off",
              has_stochastic_layers(m) ? ";loc=train-mode-features" : "");
+    snprintf(res->variant, sizeof res->variant, "%.*s", (int)sizeof res->variant - 1, variant);
     if (head < 0 || tr->n < 1) {
         rc = fg_err(FG_ERR_UNSUPPORTED, "ET: no editable head or empty training split");
         goto cleanup;
@@ -189,7 +195,7 @@ static int et_run(const fg_fix_ctx *ctx, fg_fix_result *res)
         if (rc) break;
         last_loss = sum / nb;
         double acc = va && va->n > 0 ? fg_model_accuracy(m, va->x, va->y, va->n, 256) : 0;
-        if (acc > best_acc) {
+        if (acc >= best_acc) { /* ties: the later epoch, trained longer for editability */
             best_acc = acc, best_epoch = e;
             fg_model_free(best);
             best = fg_model_clone(m);
@@ -206,7 +212,7 @@ static int et_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     /* 4. the repair: sequential edits of the kept model's failures */
     fg_fix_sets_build(m, rep, 256, &sets);
     long ok = 0, steps = 0;
-    for (int i = 0; i < sets.n_neg; i++) {
+    for (int i = 0; i < sets.n_neg && do_edits; i++) {
         if (ctx->cancel && *ctx->cancel) {
             rc = fg_err(FG_ERR_CANCELLED, "ET cancelled while editing");
             goto cleanup;

@@ -9,18 +9,30 @@
  * differences), stopping with success as soon as l_e = 0 and with failure
  * after `max_steps` steps.
  *
+ * The in-graph optimiser is plain gradient descent (the library's default
+ * IngraphGradientDescent(0.01)) or RMSProp without momentum (the CIFAR-10
+ * notebook's IngraphRMSProp(lr 1e-3, beta 0.5); its beta is learnable there
+ * and held fixed here).
+ *
  * Why only the last dense layer z = W h + b is editable here: l_e is then
- * piecewise linear in (W, b). A step at x_e moves W by -lr g h_e^T and b by
- * -lr g with g = e_j* - e_y (j* the strongest other class), so after the
- * steps  W^ = W - lr G h_e^T,  b^ = b - lr G  with G the sum of the steps'
- * g's, locally constant in every parameter. The edited logits have a closed
- * form, z^(x) = z(x) - lr (h_e . h(x) + 1) G (no "+ 1" without a bias), and
- * the inner loss has a zero Hessian in (W, b) almost everywhere: the
- * derivative through the steps is exact without any second-order
- * approximation. What remains of "second order" is the dependence of the
- * update on h_e (and so on every parameter before the head); fg_edit_objective
- * keeps it (exact = 1) or drops it (exact = 0: first-order, the MAML-style
- * approximation, a named fallback and the negative control of the tests).
+ * piecewise linear in (W, b). A step at x_e has the head gradient g h_e^T
+ * (and g for b) with g = e_j* - e_y (j* the strongest other class), so every
+ * step, and their sum, is a function of h_e and of the discrete sequence of
+ * g's, which is locally constant in every parameter:
+ *   GD:      dW = -lr G h_e^T, db = -lr G, with G the sum of the g's;
+ *   RMSProp: the running mean of squared gradients of weight (o, j) is
+ *            h_e[j]^2 c_t[o] with c_t[o] = beta c_{t-1}[o] + (1 - beta) g_t[o]^2
+ *            (c_1 = g_1^2), so dW[o][j] = -lr sum_t g_t[o] h_e[j] /
+ *            sqrt(h_e[j]^2 c_t[o] + eps), db[o] = -lr sum_t g_t[o] / sqrt(c_t[o] + eps).
+ * The edited logits are z^(x) = z(x) + dW h(x) + db, and the inner loss has
+ * a zero Hessian in (W, b) almost everywhere: the derivative through the
+ * steps is exact without any second-order approximation. What remains of
+ * "second order" is the dependence of the update on h_e (and so on every
+ * parameter before the head), A[o][j] = d dW[o][j] / d h_e[j] (the update is
+ * diagonal in j); fg_edit_objective keeps it (exact = 1) or drops it
+ * (exact = 0: first-order, the MAML-style approximation, a named fallback and
+ * the negative control of the tests). Under RMSProp A is eps-small wherever
+ * h_e[j] is not near 0, so both coincide closely there.
  *
  * Part of fixkit (see fixkit.h): no randomness, nothing collective. Errors:
  * FG_ERR_UNSUPPORTED (no editable head), FG_ERR_NUMERIC; fg_err set. */
@@ -31,10 +43,20 @@
 
 #include <stddef.h>
 
+typedef enum { FG_EDIT_GD, FG_EDIT_RMSPROP, FG_EDIT_OPT_COUNT } fg_edit_opt;
+
 typedef struct {
-    float lr;      /* in-graph gradient-descent step (IngraphGradientDescent(0.01)) */
-    int max_steps; /* editor step limit k */
+    fg_edit_opt opt;
+    float lr;        /* in-graph step (GD 0.01, RMSProp 1e-3 in the original) */
+    float beta, eps; /* RMSProp only (0.5, 1e-6 in the original) */
+    int max_steps;   /* editor step limit k */
 } fg_edit_cfg;
+
+/* An edit of the head, k x d weights: dW and A (k*d floats), db (k floats),
+ * caller-allocated. */
+typedef struct {
+    float *dW, *db, *A;
+} fg_edit_delta;
 
 typedef struct {
     int steps;   /* gradient steps taken */
@@ -51,15 +73,15 @@ int fg_edit_head(const fg_model *m, char *reason, size_t len);
  * strongest class other than y (the lowest index on ties). */
 float fg_edit_loss(const float *z, int k, int y, int *jstar);
 
-/* The editor in closed form on the logits z_e (k) of x_e, with s = |h_e|^2 + 1
- * (|h_e|^2 without a bias): G (k floats) receives the sum of the steps'
- * directions and z_fin (may be NULL) the edited logits at x_e. Applying
- * fg_edit_apply with G gives the weights the step-by-step editor gives. */
-void fg_edit_plan(const float *z_e, int k, int y, float s, const fg_edit_cfg *cfg, float *G, float *z_fin,
-                  fg_edit_out *out);
+/* The editor in closed form on the logits z_e (k) and head input h_e (d) of
+ * x_e: *dl receives the edit (dW, db, A as above; db stays 0 without a bias)
+ * and z_fin (may be NULL) the edited logits at x_e. Applying dl with
+ * fg_edit_apply gives the weights the step-by-step editor gives. */
+void fg_edit_plan(const float *z_e, const float *h_e, int k, int d, int has_bias, int y, const fg_edit_cfg *cfg,
+                  const fg_edit_delta *dl, float *z_fin, fg_edit_out *out);
 
-/* W -= lr G h_e^T, b -= lr G on the head's parameters of m. */
-void fg_edit_apply(fg_model *m, int head, const float *h_e, const float *G, float lr);
+/* W += dW, b += db on the head's parameters of m. */
+void fg_edit_apply(fg_model *m, int head, const fg_edit_delta *dl);
 
 /* Edit m in place so that x (one input) is classified y: forward in EVAL
  * mode, plan, apply (the weights change even when the edit fails, as the

@@ -1,9 +1,9 @@
 /* The editor of Editable Training and the exact gradient of its training
  * objective through the edit steps (fix_edit.h). Everything works on the
  * last dense layer z = W h + b, where the editor's steps have a closed form:
- * the edited logits are z - lr (h_e . h + 1) G with G the sum of the steps'
- * directions, so no step is replayed on a copy of the model and the
- * derivative needs no Hessian-vector product. */
+ * the edit is a function of h_e and of the steps' discrete directions only
+ * (GD: dW = -lr G h_e^T), so no step is replayed on a copy of the model and
+ * the derivative needs no Hessian-vector product. */
 #include "fixgrid/fix_edit.h"
 
 #include <math.h>
@@ -36,12 +36,44 @@ float fg_edit_loss(const float *z, int k, int y, int *jstar)
     return l > 0 ? l : 0.0f;
 }
 
-void fg_edit_plan(const float *z_e, int k, int y, float s, const fg_edit_cfg *cfg, float *G, float *z_fin,
-                  fg_edit_out *out)
+/* one editor step at x_e for class o with gradient g (+-1) into the delta and
+ * its contribution to z(x_e); c is the RMSProp mean square c_t[o] */
+static void step_class(const fg_edit_cfg *cfg, const float *h_e, int d, int has_bias, int o, float g, double c,
+                       const fg_edit_delta *dl, float *z)
 {
-    float zbuf[64], *z = k <= 64 ? zbuf : fg_xfloats((size_t)k);
+    float *dW = dl->dW + (size_t)o * (size_t)d, *A = dl->A + (size_t)o * (size_t)d;
+    double dz = 0;
+    if (cfg->opt == FG_EDIT_GD) {
+        for (int j = 0; j < d; j++) {
+            dW[j] -= cfg->lr * g * h_e[j];
+            A[j] -= cfg->lr * g;
+            dz -= (double)cfg->lr * g * h_e[j] * h_e[j];
+        }
+        if (has_bias) dl->db[o] -= cfg->lr * g, dz -= (double)cfg->lr * g;
+    } else {
+        for (int j = 0; j < d; j++) {
+            double q = (double)h_e[j] * h_e[j] * c + cfg->eps, r = 1.0 / sqrt(q);
+            dW[j] -= (float)(cfg->lr * g * h_e[j] * r);
+            A[j] -= (float)(cfg->lr * g * cfg->eps * r / q); /* d/dh of h / sqrt(h^2 c + eps) */
+            dz -= cfg->lr * g * h_e[j] * h_e[j] * r;
+        }
+        if (has_bias) {
+            double r = 1.0 / sqrt(c + cfg->eps);
+            dl->db[o] -= (float)(cfg->lr * g * r), dz -= cfg->lr * g * r;
+        }
+    }
+    z[o] += (float)dz;
+}
+
+void fg_edit_plan(const float *z_e, const float *h_e, int k, int d, int has_bias, int y, const fg_edit_cfg *cfg,
+                  const fg_edit_delta *dl, float *z_fin, fg_edit_out *out)
+{
+    float *z = fg_xfloats((size_t)k);
+    double *c = fg_xcalloc((size_t)k, sizeof(double));
     memcpy(z, z_e, sizeof(float) * (size_t)k);
-    memset(G, 0, sizeof(float) * (size_t)k);
+    memset(dl->dW, 0, sizeof(float) * (size_t)k * (size_t)d);
+    memset(dl->A, 0, sizeof(float) * (size_t)k * (size_t)d);
+    memset(dl->db, 0, sizeof(float) * (size_t)k);
     fg_edit_out r = {0};
     for (int step = 0;; step++) {
         int j;
@@ -52,33 +84,27 @@ void fg_edit_plan(const float *z_e, int k, int y, float s, const fg_edit_cfg *cf
             break;
         }
         if (step >= cfg->max_steps) break;
-        /* dl_e/dz = e_j - e_y; the step moves z(x_e) by -lr s (e_j - e_y) */
-        G[j] += 1.0f, G[y] -= 1.0f;
-        z[j] -= cfg->lr * s, z[y] += cfg->lr * s;
+        /* dl_e/dz = e_j - e_y: every other class has a zero gradient this step,
+         * and its RMSProp mean square decays */
+        for (int o = 0; o < k; o++) {
+            double g2 = o == j || o == y ? 1.0 : 0.0;
+            c[o] = step == 0 ? g2 : cfg->beta * c[o] + (1.0 - cfg->beta) * g2;
+        }
+        /* row j moves only z_j, row y only z_y: the two updates are independent */
+        step_class(cfg, h_e, d, has_bias, j, 1.0f, c[j], dl, z);
+        step_class(cfg, h_e, d, has_bias, y, -1.0f, c[y], dl, z);
     }
     if (z_fin) memcpy(z_fin, z, sizeof(float) * (size_t)k);
     if (out) *out = r;
-    if (z != zbuf) free(z);
+    free(z), free(c);
 }
 
-void fg_edit_apply(fg_model *m, int head, const float *h_e, const float *G, float lr)
+void fg_edit_apply(fg_model *m, int head, const fg_edit_delta *dl)
 {
     const fg_layer *L = fg_model_node(m, head);
-    int k = L->out.c, d = (int)fg_shape_size(L->in_shape);
-    float *p = fg_model_params(m), *W = p + L->w_off;
-    for (int o = 0; o < k; o++) {
-        if (G[o] == 0) continue;
-        float a = lr * G[o];
-        for (int j = 0; j < d; j++) W[(size_t)o * (size_t)d + (size_t)j] -= a * h_e[j];
-        if (L->b_off >= 0) p[L->b_off + o] -= a;
-    }
-}
-
-static float head_scale(const fg_layer *L, const float *h, int d)
-{
-    double s = L->b_off >= 0 ? 1.0 : 0.0;
-    for (int j = 0; j < d; j++) s += (double)h[j] * h[j];
-    return (float)s;
+    float *p = fg_model_params(m);
+    for (long i = 0; i < L->n_w; i++) p[L->w_off + i] += dl->dW[i];
+    for (long i = 0; i < L->n_b; i++) p[L->b_off + i] += dl->db[i];
 }
 
 /* forward x_e in EVAL mode; h_e (d) and z_e (k) receive the head's input and logits */
@@ -91,30 +117,44 @@ static void edit_forward(fg_model *m, int head, const float *x_e, float *h_e, fl
     memcpy(z_e, z, sizeof(float) * (size_t)L->out.c);
 }
 
-int fg_edit_input(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out)
+static fg_edit_delta delta_new(int k, int d)
+{
+    fg_edit_delta dl = {.dW = fg_xfloats((size_t)k * (size_t)d), .db = fg_xfloats((size_t)k),
+                        .A = fg_xfloats((size_t)k * (size_t)d)};
+    return dl;
+}
+
+static void delta_free(fg_edit_delta *dl)
+{
+    free(dl->dW), free(dl->db), free(dl->A);
+}
+
+static int edit_one(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, int apply,
+                    fg_edit_out *out)
 {
     const fg_layer *L = fg_model_node(m, head);
     int k = L->out.c, d = (int)fg_shape_size(L->in_shape);
-    float *h = fg_xfloats((size_t)d), *z = fg_xfloats((size_t)k), *G = fg_xfloats((size_t)k);
+    float *h = fg_xfloats((size_t)d), *z = fg_xfloats((size_t)k);
+    fg_edit_delta dl = delta_new(k, d);
+    fg_edit_out r;
     edit_forward(m, head, x, h, z);
-    fg_edit_plan(z, k, y, head_scale(L, h, d), cfg, G, NULL, out);
-    fg_edit_apply(m, head, h, G, cfg->lr);
-    free(h), free(z), free(G);
+    fg_edit_plan(z, h, k, d, L->b_off >= 0, y, cfg, &dl, NULL, &r);
+    if (apply) fg_edit_apply(m, head, &dl);
+    if (out) *out = r;
+    free(h), free(z);
+    delta_free(&dl);
+    return r.success;
+}
+
+int fg_edit_input(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out)
+{
+    edit_one(m, head, x, y, cfg, 1, out);
     return FG_OK;
 }
 
 int fg_edit_try(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out)
 {
-    /* the plan alone says whether the edit succeeds: nothing to restore */
-    const fg_layer *L = fg_model_node(m, head);
-    int k = L->out.c, d = (int)fg_shape_size(L->in_shape);
-    float *h = fg_xfloats((size_t)d), *z = fg_xfloats((size_t)k), *G = fg_xfloats((size_t)k);
-    fg_edit_out r;
-    edit_forward(m, head, x, h, z);
-    fg_edit_plan(z, k, y, head_scale(L, h, d), cfg, G, NULL, &r);
-    if (out) *out = r;
-    free(h), free(z), free(G);
-    return r.success;
+    return edit_one(m, head, x, y, cfg, 0, out); /* the plan alone says whether it succeeds */
 }
 
 int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n, const float *x_e, int y_e,
@@ -124,43 +164,42 @@ int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n
     const fg_layer *L = fg_model_node(m, head);
     int k = L->out.c, d = (int)fg_shape_size(L->in_shape), src = L->in[0], rc = FG_OK;
     int has_b = L->b_off >= 0;
-    float a = cfg->lr;
-    float *h_e = fg_xfloats((size_t)d), *z_e = fg_xfloats((size_t)k), *G = fg_xfloats((size_t)k);
+    size_t kd = (size_t)k * (size_t)d;
+    float *h_e = fg_xfloats((size_t)d), *z_e = fg_xfloats((size_t)k);
     float *z_fin = fg_xfloats((size_t)k), *v = fg_xfloats((size_t)k), *dh_e = fg_xfloats((size_t)d);
     float *dz = fg_xfloats((size_t)n * (size_t)k), *u = fg_xfloats((size_t)n * (size_t)k);
-    float *dh = fg_xfloats((size_t)n * (size_t)d), *q = fg_xfloats((size_t)k), *p = fg_xfloats((size_t)k);
+    float *zh = fg_xfloats((size_t)n * (size_t)k), *dh = fg_xfloats((size_t)n * (size_t)d);
+    float *p = fg_xfloats((size_t)k), *S = fg_xfloats(kd);
+    fg_edit_delta dl = delta_new(k, d);
     fg_edit_terms tt = {0};
 
     /* 1. the edit, at x_e in EVAL mode, in closed form */
     edit_forward(m, head, x_e, h_e, z_e);
-    float s = head_scale(L, h_e, d);
-    fg_edit_plan(z_e, k, y_e, s, cfg, G, z_fin, &tt.e);
+    fg_edit_plan(z_e, h_e, k, d, has_b, y_e, cfg, &dl, z_fin, &tt.e);
     int jstar;
     tt.edit = fg_edit_loss(z_fin, k, y_e, &jstar);
     /* v = c_edit dl_e/dz^(x_e): zero once the editor succeeded (l_e = 0 there) */
     if (tt.edit > 0) v[jstar] = c_edit, v[y_e] = -c_edit;
 
-    /* 2. the batch: main loss and locality of the edited model */
+    /* 2. the batch: main loss, and locality of the edited model z^ = z + h dW^T + db */
     fg_model_set_mode(m, mode);
     const float *z = fg_model_forward(m, x, n);
     const float *h = fg_model_act(m, src);
     tt.main = fg_loss_ce(z, y, n, k, dz);
+    memcpy(zh, z, sizeof(float) * (size_t)n * (size_t)k);
+    fg_gemm(0, 1, n, k, d, 1.0f, h, dl.dW, 1.0f, zh);
     double loc = 0;
     for (int i = 0; i < n; i++) {
-        const float *zi = z + (size_t)i * (size_t)k, *hi = h + (size_t)i * (size_t)d;
-        double dot = has_b ? 1.0 : 0.0;
-        for (int j = 0; j < d; j++) dot += (double)h_e[j] * hi[j];
-        for (int c = 0; c < k; c++) q[c] = zi[c] - a * (float)dot * G[c]; /* z^(x_i) */
+        const float *zi = z + (size_t)i * (size_t)k;
+        float *qi = zh + (size_t)i * (size_t)k, *ui = u + (size_t)i * (size_t)k;
         fg_softmax(zi, p, 1, k);
-        /* log softmax(z^) via the max for stability */
-        float mx = q[0];
-        for (int c = 1; c < k; c++) mx = q[c] > mx ? q[c] : mx;
+        float mx = -INFINITY;
+        for (int c = 0; c < k; c++) qi[c] += dl.db[c], mx = qi[c] > mx ? qi[c] : mx;
         double se = 0;
-        for (int c = 0; c < k; c++) se += exp((double)(q[c] - mx));
+        for (int c = 0; c < k; c++) se += exp((double)(qi[c] - mx));
         double lse = mx + log(se);
-        float *ui = u + (size_t)i * (size_t)k;
         for (int c = 0; c < k; c++) {
-            double lq = q[c] - lse;
+            double lq = qi[c] - lse;
             loc -= p[c] * lq;
             ui[c] = c_loc * (float)(exp(lq) - p[c]) / (float)n;
         }
@@ -172,40 +211,38 @@ int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n
         goto cleanup;
     }
 
-    /* 3. the head's own gradient: W^ = W - a G h_e^T moves with W one to one,
-     * so dL/dW = sum_i (dz_i + u_i) h_i^T + v h_e^T, the same for b */
-    for (size_t i = 0; i < (size_t)n * (size_t)k; i++) dz[i] += u[i];
+    /* 3. the head's own gradient: W^ = W + dW moves with W one to one (dW
+     * depends on h_e and the g's only), so dL/dW = sum_i (dz_i + u_i) h_i^T +
+     * v h_e^T, the same for b */
     float *gr = fg_model_grads(m), *W = fg_model_params(m) + L->w_off;
     if (!L->frozen) {
         fg_gemm(1, 0, k, d, n, 1.0f, dz, h, 1.0f, gr + L->w_off);
+        fg_gemm(1, 0, k, d, n, 1.0f, u, h, 1.0f, gr + L->w_off);
         for (int o = 0; o < k; o++)
             for (int j = 0; j < d; j++) gr[L->w_off + (size_t)o * (size_t)d + (size_t)j] += v[o] * h_e[j];
         if (has_b)
             for (int o = 0; o < k; o++) {
                 double sb = v[o];
-                for (int i = 0; i < n; i++) sb += dz[(size_t)i * (size_t)k + (size_t)o];
+                for (int i = 0; i < n; i++) sb += dz[(size_t)i * (size_t)k + (size_t)o] + u[(size_t)i * (size_t)k + (size_t)o];
                 gr[L->b_off + o] += (float)sb;
             }
     }
-    /* 4. the head's input: dh_i = W^T (dz_i + u_i) - a (G . u_i) h_e (the path
-     * through W^); dh_e = W^^T v plus, exact only, what the update's own
-     * dependence on h_e adds: -a (G . v) h_e - a sum_i (G . u_i) h_i */
+    /* 4. the head's input: dh_i = W^T dz_i + W^^T u_i; dh_e = W^^T v plus,
+     * exact only, the update's own dependence on h_e:
+     * dh_e[j] += sum_o A[o][j] S[o][j], S = sum_i u_i h_i^T + v h_e^T */
     fg_gemm(0, 0, n, d, k, 1.0f, dz, W, 0.0f, dh);
+    fg_gemm(0, 0, n, d, k, 1.0f, u, W, 1.0f, dh);
+    fg_gemm(0, 0, n, d, k, 1.0f, u, dl.dW, 1.0f, dh);
     fg_gemm(0, 0, 1, d, k, 1.0f, v, W, 0.0f, dh_e);
-    double gv = 0;
-    for (int c = 0; c < k; c++) gv += (double)G[c] * v[c];
-    for (int j = 0; j < d; j++) dh_e[j] -= a * (float)gv * h_e[j]; /* W^ = W - a G h_e^T in W^^T v */
-    for (int i = 0; i < n; i++) {
-        double gu = 0;
-        for (int c = 0; c < k; c++) gu += (double)G[c] * u[(size_t)i * (size_t)k + (size_t)c];
-        float *dhi = dh + (size_t)i * (size_t)d;
-        const float *hi = h + (size_t)i * (size_t)d;
-        for (int j = 0; j < d; j++) dhi[j] -= a * (float)gu * h_e[j];
-        if (exact)
-            for (int j = 0; j < d; j++) dh_e[j] -= a * (float)gu * hi[j];
+    fg_gemm(0, 0, 1, d, k, 1.0f, v, dl.dW, 1.0f, dh_e);
+    if (exact) {
+        fg_gemm(1, 0, k, d, n, 1.0f, u, h, 0.0f, S);
+        for (int o = 0; o < k; o++)
+            for (int j = 0; j < d; j++) {
+                size_t ij = (size_t)o * (size_t)d + (size_t)j;
+                dh_e[j] += dl.A[ij] * (S[ij] + v[o] * h_e[j]);
+            }
     }
-    if (exact)
-        for (int j = 0; j < d; j++) dh_e[j] -= a * (float)gv * h_e[j];
     fg_model_backward_from(m, src, dh);
 
     /* 5. the prefix at x_e, when anything reaches it */
@@ -219,6 +256,7 @@ int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n
 cleanup:
     fg_model_set_mode(m, FG_MODE_EVAL);
     if (t) *t = tt;
-    free(h_e), free(z_e), free(G), free(z_fin), free(v), free(dh_e), free(dz), free(u), free(dh), free(q), free(p);
+    delta_free(&dl);
+    free(h_e), free(z_e), free(z_fin), free(v), free(dh_e), free(dz), free(u), free(zh), free(dh), free(p), free(S);
     return rc;
 }

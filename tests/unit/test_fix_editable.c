@@ -16,7 +16,10 @@
 #include <stdio.h>
 
 #ifndef TOY_STEPS
-#define TOY_STEPS 2
+#define TOY_STEPS 10
+#endif
+#ifndef TOY_EDIT_LR
+#define TOY_EDIT_LR 1e-2f
 #endif
 
 static const char *const fd_desc = "input c=5 h=1 w=1\n"
@@ -38,11 +41,15 @@ static fg_model *fd_model(uint64_t seed)
     return m;
 }
 
-/* the editor by hand: forward, dl_e/dz = e_j - e_y, backward, GD on the head only */
+/* the editor by hand: forward, dl_e/dz = e_j - e_y, backward, one step of
+ * GD or RMSProp (per-element mean square, as lib/utils/ingraph_update.py) on
+ * the head only */
 static void edit_stepwise(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out)
 {
     const fg_layer *L = fg_model_node(m, head);
     int k = fg_model_n_classes(m);
+    size_t np = fg_model_n_params(m);
+    double *ms = calloc(np, sizeof(double));
     float dz[16];
     fg_model_set_mode(m, FG_MODE_EVAL);
     for (int step = 0;; step++) {
@@ -50,18 +57,28 @@ static void edit_stepwise(fg_model *m, int head, const float *x, int y, const fg
         int j;
         float l = fg_edit_loss(z, k, y, &j);
         out->steps = step, out->loss = l, out->success = l <= 0;
-        if (l <= 0 || step >= cfg->max_steps) return;
+        if (l <= 0 || step >= cfg->max_steps) break;
         memset(dz, 0, sizeof dz);
         dz[j] = 1, dz[y] = -1;
         fg_model_zero_grad(m);
         fg_model_backward(m, dz);
         float *p = fg_model_params(m), *g = fg_model_grads(m);
-        for (long i = 0; i < L->n_w; i++) p[L->w_off + i] -= cfg->lr * g[L->w_off + i];
-        for (long i = 0; i < L->n_b; i++) p[L->b_off + i] -= cfg->lr * g[L->b_off + i];
+        long offs[2] = {L->w_off, L->b_off}, lens[2] = {L->n_w, L->n_b};
+        for (int part = 0; part < 2; part++)
+            for (long i = offs[part]; i >= 0 && i < offs[part] + lens[part]; i++) {
+                double gi = g[i];
+                if (cfg->opt == FG_EDIT_GD) {
+                    p[i] -= (float)(cfg->lr * gi);
+                } else {
+                    ms[i] = step == 0 ? gi * gi : cfg->beta * ms[i] + (1 - cfg->beta) * gi * gi;
+                    p[i] -= (float)(cfg->lr * gi / sqrt(ms[i] + cfg->eps));
+                }
+            }
     }
+    free(ms);
 }
 
-Test(edit, closed_form_equals_stepwise_descent)
+static void closed_form_case(fg_edit_opt opt, float lr)
 {
     fg_model *a = fd_model(3), *b = fg_model_clone(a);
     fg_model_reserve(b, 16);
@@ -74,7 +91,7 @@ Test(edit, closed_form_equals_stepwise_descent)
         float x[5];
         for (int i = 0; i < 5; i++) x[i] = 2 * fg_rng_uniform(&r) - 1;
         int y = (int)fg_rng_below(&r, 4);
-        fg_edit_cfg cfg = {.lr = 0.05f, .max_steps = 1 + t % 6};
+        fg_edit_cfg cfg = {.opt = opt, .lr = lr, .beta = 0.5f, .eps = 1e-6f, .max_steps = 1 + t % 6};
         fg_edit_out oa, ob;
         fg_edit_input(a, head, x, y, &cfg, &oa);
         edit_stepwise(b, head, x, y, &cfg, &ob);
@@ -87,6 +104,16 @@ Test(edit, closed_form_equals_stepwise_descent)
     }
     cr_assert(seen_fail > 0 && seen_ok > 0, "both outcomes exercised (%d failed, %d succeeded)", seen_fail, seen_ok);
     fg_model_free(a), fg_model_free(b);
+}
+
+Test(edit, closed_form_equals_stepwise_gd)
+{
+    closed_form_case(FG_EDIT_GD, 0.05f);
+}
+
+Test(edit, closed_form_equals_stepwise_rmsprop)
+{
+    closed_form_case(FG_EDIT_RMSPROP, 0.05f);
 }
 
 typedef struct {
@@ -113,21 +140,23 @@ static double objective(fg_model *m, const fd_case *c, int exact, fg_edit_terms 
 static double loc_fixed(fg_model *m, const fd_case *c)
 {
     int head = fg_model_output(m), src = fg_model_node(m, head)->in[0];
-    float he[8], ze[4], G[4];
+    float he[8], ze[4], dW[32], db[4], A[32];
+    fg_edit_delta dl = {.dW = dW, .db = db, .A = A};
     const float *z = fg_model_forward(m, c->xe, 1);
     memcpy(he, fg_model_act(m, src), sizeof he);
     memcpy(ze, z, sizeof ze);
-    double s = 1;
-    for (int j = 0; j < 8; j++) s += (double)he[j] * he[j];
     fg_edit_out o;
-    fg_edit_plan(ze, 4, c->ye, (float)s, &c->cfg, G, NULL, &o);
+    fg_edit_plan(ze, he, 4, 8, 1, c->ye, &c->cfg, &dl, NULL, &o);
     z = fg_model_forward(m, c->x, 6);
     const float *h = fg_model_act(m, src);
     double L = 0;
     for (int i = 0; i < 6; i++) {
-        double dot = 1, q[4], mx = -1e30, se = 0;
-        for (int j = 0; j < 8; j++) dot += (double)he[j] * h[i * 8 + j];
-        for (int k = 0; k < 4; k++) q[k] = z[i * 4 + k] - c->cfg.lr * dot * G[k], mx = fmax(mx, q[k]);
+        double q[4], mx = -1e30, se = 0;
+        for (int k = 0; k < 4; k++) {
+            q[k] = z[i * 4 + k] + db[k];
+            for (int j = 0; j < 8; j++) q[k] += (double)dW[k * 8 + j] * h[i * 8 + j];
+            mx = fmax(mx, q[k]);
+        }
         for (int k = 0; k < 4; k++) se += exp(q[k] - mx);
         for (int k = 0; k < 4; k++) L -= c->p0[i * 4 + k] * (q[k] - mx - log(se));
     }
@@ -171,7 +200,8 @@ static double fd_error(fg_model *m, const fd_case *c, int exact)
     return worst;
 }
 
-Test(edit, objective_gradient_matches_finite_differences)
+/* the worst errors of the exact and the first-order gradients */
+static void fd_case_run(fg_edit_opt opt, float lr, double *ex, double *fo)
 {
     fg_model *m = fd_model(11);
     fg_rng r;
@@ -185,17 +215,30 @@ Test(edit, objective_gradient_matches_finite_differences)
     const float *z = fg_model_forward(m, c.xe, 1);
     c.ye = 0;
     for (int j = 1; j < 4; j++) c.ye = z[j] < z[c.ye] ? j : c.ye;
-    c.cfg = (fg_edit_cfg){.lr = 0.02f, .max_steps = 3};
+    c.cfg = (fg_edit_cfg){.opt = opt, .lr = lr, .beta = 0.5f, .eps = 1e-6f, .max_steps = 3};
     fg_softmax(fg_model_forward(m, c.x, 6), c.p0, 6, 4);
     fg_edit_terms t;
     objective(m, &c, 1, &t);
     cr_assert(!t.e.success && t.e.steps == 3 && t.edit > 0, "the edit must fail (steps %d, l_e %g)", t.e.steps, t.edit);
     cr_assert_gt(t.loc, 0);
-    double ex = fd_error(m, &c, 1), fo = fd_error(m, &c, 0);
+    *ex = fd_error(m, &c, 1), *fo = fd_error(m, &c, 0);
+    fg_model_free(m);
+}
+
+Test(edit, objective_gradient_matches_finite_differences_gd)
+{
+    double ex, fo;
+    fd_case_run(FG_EDIT_GD, 0.02f, &ex, &fo);
     cr_assert_lt(ex, 2e-3, "exact gradient vs finite differences: %g", ex);
     /* negative control: dropping the update's dependence on h_e is visible */
     cr_assert_gt(fo, 10 * 2e-3, "first-order gradient should miss the finite differences (%g)", fo);
-    fg_model_free(m);
+}
+
+Test(edit, objective_gradient_matches_finite_differences_rmsprop)
+{
+    double ex, fo;
+    fd_case_run(FG_EDIT_RMSPROP, 0.05f, &ex, &fo);
+    cr_assert_lt(ex, 2e-3, "exact gradient vs finite differences: %g (first-order %g)", ex, fo);
 }
 
 /* fraction (%) of edits to a random wrong label that succeed within cfg's steps */
@@ -233,8 +276,9 @@ static void teardown_fx(fixture *f)
     fg_dataset_free(&f->tr), fg_dataset_free(&f->val), fg_dataset_free(&f->rep), fg_dataset_free(&f->held);
 }
 
-/* the toy's budget: 20 epochs of 300 images in batches of 32 */
-static int run_et(fixture *f, const char *key, double v, fg_fix_result *res)
+/* the toy's budget: 20 epochs of 300 images in batches of 32; the editor's
+ * step is 1e-2 (1e-3 moves the toy's small head too little to edit at all) */
+static int run_et(fixture *f, const char *key, double v, int steps, fg_fix_result *res)
 {
     const fg_fix_approach *a = fg_fix_find("ET");
     cr_assert_not_null(a);
@@ -242,7 +286,8 @@ static int run_et(fixture *f, const char *key, double v, fg_fix_result *res)
     fg_fix_param_defaults(a, 0, pv);
     pv[fg_fix_param_index(a, "epochs")] = 20;
     pv[fg_fix_param_index(a, "batch")] = 32;
-    pv[fg_fix_param_index(a, "max_steps")] = TOY_STEPS;
+    pv[fg_fix_param_index(a, "max_steps")] = steps;
+    pv[fg_fix_param_index(a, "edit_lr")] = TOY_EDIT_LR;
     pv[fg_fix_param_index(a, "edits")] = 0;
     if (key) pv[fg_fix_param_index(a, key)] = v;
     return toyimg_run("ET", 0, pv, f->f0, &f->tr, &f->val, &f->rep, 9, res);
@@ -256,10 +301,10 @@ Test(editable, editable_training_makes_edits_succeed_more_often)
 {
     fixture f;
     setup_fx(&f);
-    fg_edit_cfg cfg = {.lr = 0.01f, .max_steps = TOY_STEPS};
+    fg_edit_cfg cfg = {.opt = FG_EDIT_RMSPROP, .lr = TOY_EDIT_LR, .beta = 0.5f, .eps = 1e-6f, .max_steps = TOY_STEPS};
     fg_fix_result et, ctl;
-    cr_assert_eq(run_et(&f, NULL, 0, &et), FG_OK, "%s", fg_errmsg());
-    cr_assert_eq(run_et(&f, "c_edit", 0, &ctl), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(run_et(&f, NULL, 0, TOY_STEPS, &et), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(run_et(&f, "c_edit", 0, TOY_STEPS, &ctl), FG_OK, "%s", fg_errmsg());
     double s0 = edit_success(f.f0, &f.held, &cfg, 3), s1 = edit_success(et.f1, &f.held, &cfg, 3);
     double sc = edit_success(ctl.f1, &f.held, &cfg, 3);
     cr_assert_gt(s1, s0 + 8, "edit success within %d steps: f0 %.1f%%, ET %.1f%% (%s)", TOY_STEPS, s0, s1, et.note);
@@ -267,7 +312,7 @@ Test(editable, editable_training_makes_edits_succeed_more_often)
     cr_assert_lt(sc, s0 + 5, "c_edit = 0: %.1f%% vs f0 %.1f%%", sc, s0);
     /* editable training keeps the task: held-out accuracy stays high */
     cr_assert_gt(toy_accuracy(et.f1, &f.held), 95.0);
-    cr_assert(strstr(et.variant, "editable=last-dense") && strstr(et.variant, "inner=gd"), "%s", et.variant);
+    cr_assert(strstr(et.variant, "editable=last-dense") && strstr(et.variant, "beta=fixed"), "%s", et.variant);
     fg_model_free(et.f1), fg_model_free(ctl.f1);
     teardown_fx(&f);
 }
@@ -285,7 +330,7 @@ Test(editable, edits_fix_the_inputs_they_target)
     fg_model *m = fg_model_clone(f.f0);
     fg_model_reserve(m, 64);
     int head = fg_edit_head(m, NULL, 0), ok = 0;
-    fg_edit_cfg cfg = {.lr = 0.01f, .max_steps = 10};
+    fg_edit_cfg cfg = {.opt = FG_EDIT_RMSPROP, .lr = TOY_EDIT_LR, .beta = 0.5f, .eps = 1e-6f, .max_steps = 40};
     for (int i = 0; i < sets.n_neg; i++) {
         int row = sets.neg[i], lab;
         const float *x = f.rep.x + (size_t)row * 64;
@@ -300,7 +345,7 @@ Test(editable, edits_fix_the_inputs_they_target)
     fg_model_free(m);
 
     fg_fix_result res;
-    cr_assert_eq(run_et(&f, "edits", 1, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(run_et(&f, "edits", 1, 40, &res), FG_OK, "%s", fg_errmsg());
     int right = 0;
     for (int i = 0; i < sets.n_neg; i++) {
         int row = sets.neg[i], lab;

@@ -88,8 +88,8 @@ void fg_edit_apply(fg_model *m, int head, const fg_edit_delta *dl);
  * original's edited copy does). m must have an editable head. */
 int fg_edit_input(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out);
 
-/* Success of an edit of a copy of m: m is left unchanged (the head is
- * restored). */
+/* Whether the edit of (x, y) would succeed within cfg's steps; m's
+ * parameters are left unchanged (the closed-form plan alone decides). */
 int fg_edit_try(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out);
 
 /* The editable-training objective of one minibatch (x, y: n inputs) and one

@@ -88,6 +88,14 @@ void fg_edit_apply(fg_model *m, int head, const fg_edit_delta *dl);
  * original's edited copy does). m must have an editable head. */
 int fg_edit_input(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out);
 
+/* One edit of n inputs at once (x: n inputs, y: their targets), as the
+ * original's editor runs on a batch: the edit loss is the mean of l_e over
+ * the inputs, the editor steps on its gradient until the mean is 0 (every
+ * input right) or max_steps. In place on m's head; the features are computed
+ * once (the head does not change them), in chunks of m's reserved batch. */
+int fg_edit_batch(fg_model *m, int head, const float *x, const int *y, int n, const fg_edit_cfg *cfg,
+                  fg_edit_out *out);
+
 /* Whether the edit of (x, y) would succeed within cfg's steps; m's
  * parameters are left unchanged (the closed-form plan alone decides). */
 int fg_edit_try(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out);

@@ -157,6 +157,78 @@ int fg_edit_try(fg_model *m, int head, const float *x, int y, const fg_edit_cfg 
     return edit_one(m, head, x, y, cfg, 0, out); /* the plan alone says whether it succeeds */
 }
 
+int fg_edit_batch(fg_model *m, int head, const float *x, const int *y, int n, const fg_edit_cfg *cfg,
+                  fg_edit_out *out)
+{
+    const fg_layer *L = fg_model_node(m, head);
+    int k = L->out.c, d = (int)fg_shape_size(L->in_shape), chunk = 256;
+    size_t D = fg_shape_size(fg_model_input_shape(m)), kd = (size_t)k * (size_t)d;
+    float *H = fg_xfloats((size_t)n * (size_t)d), *Z = fg_xfloats((size_t)n * (size_t)k);
+    float *Gm = fg_xfloats((size_t)n * (size_t)k), *dW = fg_xfloats(kd), *db = fg_xfloats((size_t)k);
+    double *E = fg_xcalloc(kd, sizeof(double)), *Eb = fg_xcalloc((size_t)k, sizeof(double));
+    float *gW = fg_xfloats(kd), *gb = fg_xfloats((size_t)k);
+    fg_model_set_mode(m, FG_MODE_EVAL);
+    fg_model_reserve(m, chunk);
+    for (int s0 = 0; s0 < n; s0 += chunk) {
+        int nb = n - s0 < chunk ? n - s0 : chunk;
+        const float *z = fg_model_forward(m, x + (size_t)s0 * D, nb);
+        memcpy(Z + (size_t)s0 * (size_t)k, z, sizeof(float) * (size_t)nb * (size_t)k);
+        memcpy(H + (size_t)s0 * (size_t)d, fg_model_act(m, L->in[0]), sizeof(float) * (size_t)nb * (size_t)d);
+    }
+    float *W = fg_model_params(m) + L->w_off, *b = L->b_off >= 0 ? fg_model_params(m) + L->b_off : NULL;
+    fg_edit_out r = {0};
+    for (int step = 0;; step++) {
+        /* the mean edit loss and its gradient at the logits, (e_j - e_y) / n per wrong input */
+        double sum = 0;
+        memset(Gm, 0, sizeof(float) * (size_t)n * (size_t)k);
+        for (int i = 0; i < n; i++) {
+            int j;
+            float l = fg_edit_loss(Z + (size_t)i * (size_t)k, k, y[i], &j);
+            sum += l;
+            if (l > 0) Gm[(size_t)i * (size_t)k + (size_t)j] = 1.0f / (float)n, Gm[(size_t)i * (size_t)k + (size_t)y[i]] = -1.0f / (float)n;
+        }
+        r.loss = (float)(n ? sum / n : 0);
+        r.steps = step;
+        if (r.loss <= 0) {
+            r.success = 1;
+            break;
+        }
+        if (step >= cfg->max_steps) break;
+        fg_gemm(1, 0, k, d, n, 1.0f, Gm, H, 0.0f, gW);
+        memset(gb, 0, sizeof(float) * (size_t)k);
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < k; c++) gb[c] += Gm[(size_t)i * (size_t)k + (size_t)c];
+        for (size_t i = 0; i < kd; i++) {
+            double g = gW[i];
+            if (cfg->opt == FG_EDIT_GD) {
+                dW[i] = -cfg->lr * (float)g;
+            } else {
+                E[i] = step == 0 ? g * g : cfg->beta * E[i] + (1.0 - cfg->beta) * g * g;
+                dW[i] = (float)(-cfg->lr * g / sqrt(E[i] + cfg->eps));
+            }
+            W[i] += dW[i];
+        }
+        for (int c = 0; c < k; c++) {
+            double g = gb[c];
+            if (cfg->opt == FG_EDIT_GD) {
+                db[c] = -cfg->lr * (float)g;
+            } else {
+                Eb[c] = step == 0 ? g * g : cfg->beta * Eb[c] + (1.0 - cfg->beta) * g * g;
+                db[c] = (float)(-cfg->lr * g / sqrt(Eb[c] + cfg->eps));
+            }
+            if (b) b[c] += db[c];
+            else db[c] = 0;
+        }
+        /* the logits follow in closed form: Z += H dW^T + db */
+        fg_gemm(0, 1, n, k, d, 1.0f, H, dW, 1.0f, Z);
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < k; c++) Z[(size_t)i * (size_t)k + (size_t)c] += db[c];
+    }
+    if (out) *out = r;
+    free(H), free(Z), free(Gm), free(dW), free(db), free(E), free(Eb), free(gW), free(gb);
+    return FG_OK;
+}
+
 int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n, const float *x_e, int y_e,
                       const fg_edit_cfg *cfg, float c_loc, float c_edit, fg_mode mode, int exact,
                       fg_edit_terms *t)

@@ -24,7 +24,9 @@
  *     each edited with its true label by the same editor and step limit,
  *     sequentially (each edit on top of the previous ones). The edited model
  *     is f1, whether or not every edit succeeded (the original returns the
- *     edited copy in both cases).
+ *     edited copy in both cases). compose = batch instead runs one edit of
+ *     all failures at once (the editor on the mean edit loss of the batch, as
+ *     Editable.edit does with a batch; named `compose=batch`).
  *
  * What was checked where (xtinkt/editable, the authors' code behind the
  * paper's OpenReview link; the study's own artifact has no ET code).
@@ -91,6 +93,7 @@ enum {
     P_INIT,
     P_EXACT,
     P_EDITS,
+    P_COMPOSE,
     P_COUNT
 };
 static const fg_fix_param params[P_COUNT] = {
@@ -108,6 +111,7 @@ static const fg_fix_param params[P_COUNT] = {
     [P_INIT] = {"init", FG_PARAM_ENUM, 0, NAN, 0, 1, "f0|scratch", "start from f0 (editable fine-tuning) or a fresh initialisation"},
     [P_EXACT] = {"exact", FG_PARAM_BOOL, 1, NAN, 0, 1, NULL, "exact derivative through the editor (false: first-order)"},
     [P_EDITS] = {"edits", FG_PARAM_BOOL, 1, NAN, 0, 1, NULL, "edit the failing repair inputs (false: return the editable-trained model, an ablation)"},
+    [P_COMPOSE] = {"compose", FG_PARAM_ENUM, 0, NAN, 0, 1, "sequential|batch", "repair edits one after another (the spec) or one edit of all failures at once"},
 };
 
 static int et_supports(const fg_model *f0, const fg_fix_subject *s, char *reason, size_t len)
@@ -143,7 +147,7 @@ static int et_run(const fg_fix_ctx *ctx, fg_fix_result *res)
 {
     const double *pv = ctx->params;
     int epochs = (int)pv[P_EPOCHS], batches = (int)pv[P_BATCHES], batch = (int)pv[P_BATCH];
-    int exact = pv[P_EXACT] != 0, do_edits = pv[P_EDITS] != 0, scratch = (int)pv[P_INIT] == 1, rc = FG_OK;
+    int exact = pv[P_EXACT] != 0, do_edits = pv[P_EDITS] != 0, batch_edit = (int)pv[P_COMPOSE] == 1, scratch = (int)pv[P_INIT] == 1, rc = FG_OK;
     float lr = (float)pv[P_LR], c_loc = (float)pv[P_C_LOC], c_edit = (float)pv[P_C_EDIT];
     int gd = (int)pv[P_INNER] == 1;
     fg_edit_cfg cfg = {.opt = gd ? FG_EDIT_GD : FG_EDIT_RMSPROP, .lr = (float)pv[P_EDIT_LR],
@@ -158,9 +162,9 @@ static int et_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     int *yb = fg_xmalloc(sizeof(int) * (size_t)batch);
     float *xb = fg_xfloats((size_t)batch * D);
     char variant[192];
-    snprintf(variant, sizeof variant, "%s;editable=last-dense;%s%s%s%s%s",
+    snprintf(variant, sizeof variant, "%s;editable=last-dense;%s%s%s%s%s%s",
              ctx->preset_cpu ? "cpu" : "published", gd ? "inner=gd" : "beta=fixed", exact ? "" : ";first-order", scratch ? ";init=scratch" : "",
-             do_edits ? "" : ";edits=off",
+             do_edits ? "" : ";edits=off", do_edits && batch_edit ? ";compose=batch" : "",
              has_stochastic_layers(m) ? ";loc=train-mode-features" : "");
     snprintf(res->variant, sizeof res->variant, "%.*s", (int)sizeof res->variant - 1, variant);
     if (head < 0 || tr->n < 1) {
@@ -225,7 +229,19 @@ static int et_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     /* 4. the repair: sequential edits of the kept model's failures */
     fg_fix_sets_build(m, rep, 256, &sets);
     long ok = 0, steps = 0;
-    for (int i = 0; i < sets.n_neg && do_edits; i++) {
+    if (do_edits && batch_edit && sets.n_neg > 0) {
+        float *xf = fg_xfloats((size_t)sets.n_neg * D);
+        int *yf = fg_xmalloc(sizeof(int) * (size_t)sets.n_neg);
+        for (int i = 0; i < sets.n_neg; i++) {
+            memcpy(xf + (size_t)i * D, rep->x + (size_t)sets.neg[i] * D, sizeof(float) * D);
+            yf[i] = rep->y[sets.neg[i]];
+        }
+        fg_edit_out eo;
+        fg_edit_batch(m, head, xf, yf, sets.n_neg, &cfg, &eo);
+        ok = eo.success, steps = eo.steps;
+        free(xf), free(yf);
+    }
+    for (int i = 0; i < sets.n_neg && do_edits && !batch_edit; i++) {
         if (ctx->cancel && *ctx->cancel) {
             rc = fg_err(FG_ERR_CANCELLED, "ET cancelled while editing");
             goto cleanup;
@@ -243,11 +259,18 @@ static int et_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     }
     const float *a0 = fg_model_params_c(ctx->f0), *a1 = fg_model_params_c(m);
     for (size_t i = 0; i < NP; i++) res->weights_changed += a0[i] != a1[i];
+    char what[96];
+    if (batch_edit)
+        snprintf(what, sizeof what, "one batch edit of %d %s after %ld steps", sets.n_neg,
+                 ok ? "succeeded" : "failed", steps);
+    else
+        snprintf(what, sizeof what, "repair edits %ld/%d succeeded (%.2f steps)", ok, sets.n_neg,
+                 sets.n_neg ? (double)steps / sets.n_neg : 0.0);
     snprintf(res->note, sizeof res->note,
-             "epoch %d kept (val %.2f%%, loss %.4f); training edits %ld/%ld succeeded; repair edits %ld/%d "
-             "succeeded (%.2f steps), %d/%d right after all edits",
-             best_epoch + 1, best_acc, last_loss, edits_ok, edits_n, ok, sets.n_neg,
-             sets.n_neg ? (double)steps / sets.n_neg : 0.0, fixed, sets.n_neg);
+             "epoch %d kept (val %.2f%%, loss %.4f); training edits %ld/%ld succeeded; %s, %d/%d right after "
+             "all edits",
+             best_epoch + 1, best_acc, last_loss, edits_ok, edits_n, do_edits ? what : "no repair edits", fixed,
+             sets.n_neg);
     if (ctx->progress) ctx->progress(ctx->progress_user, 1.0, "edits");
     res->f1 = m;
     m = NULL;

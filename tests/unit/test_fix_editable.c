@@ -1,7 +1,7 @@
 /* Editable Training (ET) and its editor (fix_edit.h).
- *  - the editor's closed form gives the weights of step-by-step gradient
- *    descent on the last dense layer (computed here with the model's own
- *    backward), the same step count and outcome;
+ *  - the editor's closed form gives the weights of step-by-step GD and
+ *    RMSProp on the last dense layer (computed here with the model's own
+ *    backward), the same step count and outcome; so does the batch edit;
  *  - the objective's gradient through the edit steps matches central finite
  *    differences on every parameter; the first-order variant does not (the
  *    negative control shows the check can fail);
@@ -114,6 +114,75 @@ Test(edit, closed_form_equals_stepwise_gd)
 Test(edit, closed_form_equals_stepwise_rmsprop)
 {
     closed_form_case(FG_EDIT_RMSPROP, 0.05f);
+}
+
+/* the batch editor by hand: the mean edit loss over n inputs, backward, one
+ * RMSProp or GD step on the head, until every input is right */
+static void batch_stepwise(fg_model *m, int head, const float *x, const int *y, int n, const fg_edit_cfg *cfg,
+                           fg_edit_out *out)
+{
+    const fg_layer *L = fg_model_node(m, head);
+    int k = fg_model_n_classes(m);
+    double *ms = calloc(fg_model_n_params(m), sizeof(double));
+    float *dz = calloc((size_t)n * (size_t)k, sizeof(float));
+    fg_model_set_mode(m, FG_MODE_EVAL);
+    for (int step = 0;; step++) {
+        const float *z = fg_model_forward(m, x, n);
+        double sum = 0;
+        memset(dz, 0, sizeof(float) * (size_t)n * (size_t)k);
+        for (int i = 0; i < n; i++) {
+            int j;
+            float l = fg_edit_loss(z + i * k, k, y[i], &j);
+            sum += l;
+            if (l > 0) dz[i * k + j] = 1.0f / n, dz[i * k + y[i]] = -1.0f / n;
+        }
+        out->steps = step, out->loss = (float)(sum / n), out->success = sum <= 0;
+        if (sum <= 0 || step >= cfg->max_steps) break;
+        fg_model_zero_grad(m);
+        fg_model_backward(m, dz);
+        float *p = fg_model_params(m), *g = fg_model_grads(m);
+        long offs[2] = {L->w_off, L->b_off}, lens[2] = {L->n_w, L->n_b};
+        for (int part = 0; part < 2; part++)
+            for (long i = offs[part]; i >= 0 && i < offs[part] + lens[part]; i++) {
+                double gi = g[i];
+                if (cfg->opt == FG_EDIT_GD) {
+                    p[i] -= (float)(cfg->lr * gi);
+                } else {
+                    ms[i] = step == 0 ? gi * gi : cfg->beta * ms[i] + (1 - cfg->beta) * gi * gi;
+                    p[i] -= (float)(cfg->lr * gi / sqrt(ms[i] + cfg->eps));
+                }
+            }
+    }
+    free(ms), free(dz);
+}
+
+Test(edit, batch_edit_equals_stepwise_descent)
+{
+    fg_rng r;
+    fg_rng_seed(&r, 8);
+    int outcomes[2] = {0, 0};
+    for (int t = 0; t < 8; t++) {
+        fg_model *a = fd_model(30 + (uint64_t)t), *b = fg_model_clone(a);
+        fg_model_reserve(b, 16);
+        float x[7 * 5];
+        int y[7];
+        for (int i = 0; i < 35; i++) x[i] = 2 * fg_rng_uniform(&r) - 1;
+        for (int i = 0; i < 7; i++) y[i] = (int)fg_rng_below(&r, 4);
+        fg_edit_cfg cfg = {.opt = t % 2 ? FG_EDIT_GD : FG_EDIT_RMSPROP, .lr = 0.1f, .beta = 0.5f, .eps = 1e-6f,
+                           .max_steps = 2 + 3 * (t / 2)};
+        fg_edit_out oa, ob;
+        fg_edit_batch(a, fg_model_output(a), x, y, 7, &cfg, &oa);
+        batch_stepwise(b, fg_model_output(b), x, y, 7, &cfg, &ob);
+        cr_assert_eq(oa.steps, ob.steps, "case %d: %d vs %d steps", t, oa.steps, ob.steps);
+        cr_assert_eq(oa.success, ob.success);
+        outcomes[oa.success]++;
+        const float *pa = fg_model_params_c(a), *pb = fg_model_params_c(b);
+        for (size_t i = 0; i < fg_model_n_params(a); i++)
+            cr_assert_float_eq(pa[i], pb[i], 1e-4f, "case %d param %zu: %g vs %g", t, i, (double)pa[i], (double)pb[i]);
+        fg_model_free(a), fg_model_free(b);
+    }
+    cr_assert(outcomes[0] > 0 && outcomes[1] > 0, "both outcomes exercised (%d failed, %d succeeded)", outcomes[0],
+              outcomes[1]);
 }
 
 typedef struct {

@@ -77,8 +77,8 @@ float fg_edit_loss(const float *z, int k, int y, int *jstar);
  * x_e: *dl receives the edit (dW, db, A as above; db stays 0 without a bias)
  * and z_fin (may be NULL) the edited logits at x_e. Applying dl with
  * fg_edit_apply gives the weights the step-by-step editor gives. */
-void fg_edit_plan(const float *z_e, const float *h_e, int k, int d, int has_bias, int y, const fg_edit_cfg *cfg,
-                  const fg_edit_delta *dl, float *z_fin, fg_edit_out *out);
+void fg_edit_plan(const float *z_e, const float *h_e, int k, int d, int has_bias, int y,
+                  const fg_edit_cfg *cfg, const fg_edit_delta *dl, float *z_fin, fg_edit_out *out);
 
 /* W += dW, b += db on the head's parameters of m. */
 void fg_edit_apply(fg_model *m, int head, const fg_edit_delta *dl);
@@ -86,19 +86,21 @@ void fg_edit_apply(fg_model *m, int head, const fg_edit_delta *dl);
 /* Edit m in place so that x (one input) is classified y: forward in EVAL
  * mode, plan, apply (the weights change even when the edit fails, as the
  * original's edited copy does). m must have an editable head. */
-int fg_edit_input(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out);
+int fg_edit_input(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg,
+                  fg_edit_out *out);
 
 /* One edit of n inputs at once (x: n inputs, y: their targets), as the
  * original's editor runs on a batch: the edit loss is the mean of l_e over
  * the inputs, the editor steps on its gradient until the mean is 0 (every
  * input right) or max_steps. In place on m's head; the features are computed
  * once (the head does not change them), in chunks of m's reserved batch. */
-int fg_edit_batch(fg_model *m, int head, const float *x, const int *y, int n, const fg_edit_cfg *cfg,
-                  fg_edit_out *out);
+int fg_edit_batch(fg_model *m, int head, const float *x, const int *y, int n,
+                  const fg_edit_cfg *cfg, fg_edit_out *out);
 
 /* Whether the edit of (x, y) would succeed within cfg's steps; m's
  * parameters are left unchanged (the closed-form plan alone decides). */
-int fg_edit_try(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out);
+int fg_edit_try(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg,
+                fg_edit_out *out);
 
 /* The editable-training objective of one minibatch (x, y: n inputs) and one
  * edit (x_e, y_e), as lib/trainer.py EditableTrainer.train_on_batch forms it:
@@ -116,8 +118,8 @@ typedef struct {
     double loss, main, loc, edit;
     fg_edit_out e;
 } fg_edit_terms;
-int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n, const float *x_e, int y_e,
-                      const fg_edit_cfg *cfg, float c_loc, float c_edit, fg_mode mode, int exact,
-                      fg_edit_terms *t);
+int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n, const float *x_e,
+                      int y_e, const fg_edit_cfg *cfg, float c_loc, float c_edit, fg_mode mode,
+                      int exact, fg_edit_terms *t);
 
 #endif

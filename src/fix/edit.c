@@ -16,7 +16,8 @@ int fg_edit_head(const fg_model *m, char *reason, size_t len)
     int o = fg_model_output(m);
     const fg_layer *L = fg_model_node(m, o);
     const char *why = NULL;
-    if (L->kind != FG_LAYER_DENSE) why = "the last layer is not dense: no editable head";
+    if (L->kind != FG_LAYER_DENSE)
+        why = "the last layer is not dense: no editable head";
     else if (L->n_in != 1 || L->in[0] != o - 1 || !fg_model_is_cut(m, o - 1))
         why = "the last dense layer does not read a cut of the graph";
     if (why) {
@@ -38,8 +39,8 @@ float fg_edit_loss(const float *z, int k, int y, int *jstar)
 
 /* one editor step at x_e for class o with gradient g (+-1) into the delta and
  * its contribution to z(x_e); c is the RMSProp mean square c_t[o] */
-static void step_class(const fg_edit_cfg *cfg, const float *h_e, int d, int has_bias, int o, float g, double c,
-                       const fg_edit_delta *dl, float *z)
+static void step_class(const fg_edit_cfg *cfg, const float *h_e, int d, int has_bias, int o,
+                       float g, double c, const fg_edit_delta *dl, float *z)
 {
     float *dW = dl->dW + (size_t)o * (size_t)d, *A = dl->A + (size_t)o * (size_t)d;
     double dz = 0;
@@ -65,8 +66,8 @@ static void step_class(const fg_edit_cfg *cfg, const float *h_e, int d, int has_
     z[o] += (float)dz;
 }
 
-void fg_edit_plan(const float *z_e, const float *h_e, int k, int d, int has_bias, int y, const fg_edit_cfg *cfg,
-                  const fg_edit_delta *dl, float *z_fin, fg_edit_out *out)
+void fg_edit_plan(const float *z_e, const float *h_e, int k, int d, int has_bias, int y,
+                  const fg_edit_cfg *cfg, const fg_edit_delta *dl, float *z_fin, fg_edit_out *out)
 {
     float *z = fg_xfloats((size_t)k);
     double *c = fg_xcalloc((size_t)k, sizeof(double));
@@ -103,8 +104,10 @@ void fg_edit_apply(fg_model *m, int head, const fg_edit_delta *dl)
 {
     const fg_layer *L = fg_model_node(m, head);
     float *p = fg_model_params(m);
-    for (long i = 0; i < L->n_w; i++) p[L->w_off + i] += dl->dW[i];
-    for (long i = 0; i < L->n_b; i++) p[L->b_off + i] += dl->db[i];
+    for (long i = 0; i < L->n_w; i++)
+        p[L->w_off + i] += dl->dW[i];
+    for (long i = 0; i < L->n_b; i++)
+        p[L->b_off + i] += dl->db[i];
 }
 
 /* forward x_e in EVAL mode; h_e (d) and z_e (k) receive the head's input and logits */
@@ -119,7 +122,8 @@ static void edit_forward(fg_model *m, int head, const float *x_e, float *h_e, fl
 
 static fg_edit_delta delta_new(int k, int d)
 {
-    fg_edit_delta dl = {.dW = fg_xfloats((size_t)k * (size_t)d), .db = fg_xfloats((size_t)k),
+    fg_edit_delta dl = {.dW = fg_xfloats((size_t)k * (size_t)d),
+                        .db = fg_xfloats((size_t)k),
                         .A = fg_xfloats((size_t)k * (size_t)d)};
     return dl;
 }
@@ -146,25 +150,28 @@ static int edit_one(fg_model *m, int head, const float *x, int y, const fg_edit_
     return r.success;
 }
 
-int fg_edit_input(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out)
+int fg_edit_input(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg,
+                  fg_edit_out *out)
 {
     edit_one(m, head, x, y, cfg, 1, out);
     return FG_OK;
 }
 
-int fg_edit_try(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out)
+int fg_edit_try(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg,
+                fg_edit_out *out)
 {
     return edit_one(m, head, x, y, cfg, 0, out); /* the plan alone says whether it succeeds */
 }
 
-int fg_edit_batch(fg_model *m, int head, const float *x, const int *y, int n, const fg_edit_cfg *cfg,
-                  fg_edit_out *out)
+int fg_edit_batch(fg_model *m, int head, const float *x, const int *y, int n,
+                  const fg_edit_cfg *cfg, fg_edit_out *out)
 {
     const fg_layer *L = fg_model_node(m, head);
     int k = L->out.c, d = (int)fg_shape_size(L->in_shape), chunk = 256;
     size_t D = fg_shape_size(fg_model_input_shape(m)), kd = (size_t)k * (size_t)d;
     float *H = fg_xfloats((size_t)n * (size_t)d), *Z = fg_xfloats((size_t)n * (size_t)k);
-    float *Gm = fg_xfloats((size_t)n * (size_t)k), *dW = fg_xfloats(kd), *db = fg_xfloats((size_t)k);
+    float *Gm = fg_xfloats((size_t)n * (size_t)k), *dW = fg_xfloats(kd),
+          *db = fg_xfloats((size_t)k);
     double *E = fg_xcalloc(kd, sizeof(double)), *Eb = fg_xcalloc((size_t)k, sizeof(double));
     float *gW = fg_xfloats(kd), *gb = fg_xfloats((size_t)k);
     fg_model_set_mode(m, FG_MODE_EVAL);
@@ -173,9 +180,11 @@ int fg_edit_batch(fg_model *m, int head, const float *x, const int *y, int n, co
         int nb = n - s0 < chunk ? n - s0 : chunk;
         const float *z = fg_model_forward(m, x + (size_t)s0 * D, nb);
         memcpy(Z + (size_t)s0 * (size_t)k, z, sizeof(float) * (size_t)nb * (size_t)k);
-        memcpy(H + (size_t)s0 * (size_t)d, fg_model_act(m, L->in[0]), sizeof(float) * (size_t)nb * (size_t)d);
+        memcpy(H + (size_t)s0 * (size_t)d, fg_model_act(m, L->in[0]),
+               sizeof(float) * (size_t)nb * (size_t)d);
     }
-    float *W = fg_model_params(m) + L->w_off, *b = L->b_off >= 0 ? fg_model_params(m) + L->b_off : NULL;
+    float *W = fg_model_params(m) + L->w_off,
+          *b = L->b_off >= 0 ? fg_model_params(m) + L->b_off : NULL;
     fg_edit_out r = {0};
     for (int step = 0;; step++) {
         /* the mean edit loss and its gradient at the logits, (e_j - e_y) / n per wrong input */
@@ -185,7 +194,10 @@ int fg_edit_batch(fg_model *m, int head, const float *x, const int *y, int n, co
             int j;
             float l = fg_edit_loss(Z + (size_t)i * (size_t)k, k, y[i], &j);
             sum += l;
-            if (l > 0) Gm[(size_t)i * (size_t)k + (size_t)j] = 1.0f / (float)n, Gm[(size_t)i * (size_t)k + (size_t)y[i]] = -1.0f / (float)n;
+            if (l > 0)
+                Gm[(size_t)i * (size_t)k + (size_t)j] = 1.0f / (float)n,
+                                           Gm[(size_t)i * (size_t)k + (size_t)y[i]] =
+                                               -1.0f / (float)n;
         }
         r.loss = (float)(n ? sum / n : 0);
         r.steps = step;
@@ -197,7 +209,8 @@ int fg_edit_batch(fg_model *m, int head, const float *x, const int *y, int n, co
         fg_gemm(1, 0, k, d, n, 1.0f, Gm, H, 0.0f, gW);
         memset(gb, 0, sizeof(float) * (size_t)k);
         for (int i = 0; i < n; i++)
-            for (int c = 0; c < k; c++) gb[c] += Gm[(size_t)i * (size_t)k + (size_t)c];
+            for (int c = 0; c < k; c++)
+                gb[c] += Gm[(size_t)i * (size_t)k + (size_t)c];
         for (size_t i = 0; i < kd; i++) {
             double g = gW[i];
             if (cfg->opt == FG_EDIT_GD) {
@@ -216,22 +229,25 @@ int fg_edit_batch(fg_model *m, int head, const float *x, const int *y, int n, co
                 Eb[c] = step == 0 ? g * g : cfg->beta * Eb[c] + (1.0 - cfg->beta) * g * g;
                 db[c] = (float)(-cfg->lr * g / sqrt(Eb[c] + cfg->eps));
             }
-            if (b) b[c] += db[c];
-            else db[c] = 0;
+            if (b)
+                b[c] += db[c];
+            else
+                db[c] = 0;
         }
         /* the logits follow in closed form: Z += H dW^T + db */
         fg_gemm(0, 1, n, k, d, 1.0f, H, dW, 1.0f, Z);
         for (int i = 0; i < n; i++)
-            for (int c = 0; c < k; c++) Z[(size_t)i * (size_t)k + (size_t)c] += db[c];
+            for (int c = 0; c < k; c++)
+                Z[(size_t)i * (size_t)k + (size_t)c] += db[c];
     }
     if (out) *out = r;
     free(H), free(Z), free(Gm), free(dW), free(db), free(E), free(Eb), free(gW), free(gb);
     return FG_OK;
 }
 
-int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n, const float *x_e, int y_e,
-                      const fg_edit_cfg *cfg, float c_loc, float c_edit, fg_mode mode, int exact,
-                      fg_edit_terms *t)
+int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n, const float *x_e,
+                      int y_e, const fg_edit_cfg *cfg, float c_loc, float c_edit, fg_mode mode,
+                      int exact, fg_edit_terms *t)
 {
     const fg_layer *L = fg_model_node(m, head);
     int k = L->out.c, d = (int)fg_shape_size(L->in_shape), src = L->in[0], rc = FG_OK;
@@ -266,9 +282,11 @@ int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n
         float *qi = zh + (size_t)i * (size_t)k, *ui = u + (size_t)i * (size_t)k;
         fg_softmax(zi, p, 1, k);
         float mx = -INFINITY;
-        for (int c = 0; c < k; c++) qi[c] += dl.db[c], mx = qi[c] > mx ? qi[c] : mx;
+        for (int c = 0; c < k; c++)
+            qi[c] += dl.db[c], mx = qi[c] > mx ? qi[c] : mx;
         double se = 0;
-        for (int c = 0; c < k; c++) se += exp((double)(qi[c] - mx));
+        for (int c = 0; c < k; c++)
+            se += exp((double)(qi[c] - mx));
         double lse = mx + log(se);
         for (int c = 0; c < k; c++) {
             double lq = qi[c] - lse;
@@ -291,11 +309,14 @@ int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n
         fg_gemm(1, 0, k, d, n, 1.0f, dz, h, 1.0f, gr + L->w_off);
         fg_gemm(1, 0, k, d, n, 1.0f, u, h, 1.0f, gr + L->w_off);
         for (int o = 0; o < k; o++)
-            for (int j = 0; j < d; j++) gr[L->w_off + (size_t)o * (size_t)d + (size_t)j] += v[o] * h_e[j];
+            for (int j = 0; j < d; j++)
+                gr[L->w_off + (size_t)o * (size_t)d + (size_t)j] += v[o] * h_e[j];
         if (has_b)
             for (int o = 0; o < k; o++) {
                 double sb = v[o];
-                for (int i = 0; i < n; i++) sb += dz[(size_t)i * (size_t)k + (size_t)o] + u[(size_t)i * (size_t)k + (size_t)o];
+                for (int i = 0; i < n; i++)
+                    sb += dz[(size_t)i * (size_t)k + (size_t)o] +
+                          u[(size_t)i * (size_t)k + (size_t)o];
                 gr[L->b_off + o] += (float)sb;
             }
     }
@@ -319,7 +340,8 @@ int fg_edit_objective(fg_model *m, int head, const float *x, const int *y, int n
 
     /* 5. the prefix at x_e, when anything reaches it */
     int any = 0;
-    for (int j = 0; j < d && !any; j++) any = dh_e[j] != 0;
+    for (int j = 0; j < d && !any; j++)
+        any = dh_e[j] != 0;
     if (any) {
         fg_model_set_mode(m, FG_MODE_EVAL);
         fg_model_forward(m, x_e, 1);
@@ -329,6 +351,7 @@ cleanup:
     fg_model_set_mode(m, FG_MODE_EVAL);
     if (t) *t = tt;
     delta_free(&dl);
-    free(h_e), free(z_e), free(z_fin), free(v), free(dh_e), free(dz), free(u), free(zh), free(dh), free(p), free(S);
+    free(h_e), free(z_e), free(z_fin), free(v), free(dh_e), free(dz), free(u), free(zh), free(dh),
+        free(p), free(S);
     return rc;
 }

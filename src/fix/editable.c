@@ -147,7 +147,8 @@ static int et_run(const fg_fix_ctx *ctx, fg_fix_result *res)
 {
     const double *pv = ctx->params;
     int epochs = (int)pv[P_EPOCHS], batches = (int)pv[P_BATCHES], batch = (int)pv[P_BATCH];
-    int exact = pv[P_EXACT] != 0, do_edits = pv[P_EDITS] != 0, batch_edit = (int)pv[P_COMPOSE] == 1, scratch = (int)pv[P_INIT] == 1, rc = FG_OK;
+    int exact = pv[P_EXACT] != 0, do_edits = pv[P_EDITS] != 0, batch_edit = (int)pv[P_COMPOSE] == 1;
+    int scratch = (int)pv[P_INIT] == 1, rc = FG_OK;
     float lr = (float)pv[P_LR], c_loc = (float)pv[P_C_LOC], c_edit = (float)pv[P_C_EDIT];
     int gd = (int)pv[P_INNER] == 1;
     fg_edit_cfg cfg = {.opt = gd ? FG_EDIT_GD : FG_EDIT_RMSPROP, .lr = (float)pv[P_EDIT_LR],
@@ -163,7 +164,8 @@ static int et_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     float *xb = fg_xfloats((size_t)batch * D);
     char variant[192];
     snprintf(variant, sizeof variant, "%s;editable=last-dense;%s%s%s%s%s%s",
-             ctx->preset_cpu ? "cpu" : "published", gd ? "inner=gd" : "beta=fixed", exact ? "" : ";first-order", scratch ? ";init=scratch" : "",
+             ctx->preset_cpu ? "cpu" : "published", gd ? "inner=gd" : "beta=fixed", exact ? "" : ";first-order",
+             scratch ? ";init=scratch" : "",
              do_edits ? "" : ";edits=off", do_edits && batch_edit ? ";compose=batch" : "",
              has_stochastic_layers(m) ? ";loc=train-mode-features" : "");
     snprintf(res->variant, sizeof res->variant, "%.*s", (int)sizeof res->variant - 1, variant);

@@ -36,7 +36,8 @@ static fg_model *fd_model(uint64_t seed)
     fg_model_init_params(m, &r);
     /* larger weights so the features h are O(1) and the edit terms are visible */
     float *p = fg_model_params(m);
-    for (size_t i = 0; i < fg_model_n_params(m); i++) p[i] *= 3.0f;
+    for (size_t i = 0; i < fg_model_n_params(m); i++)
+        p[i] *= 3.0f;
     fg_model_reserve(m, 16);
     return m;
 }
@@ -44,7 +45,8 @@ static fg_model *fd_model(uint64_t seed)
 /* the editor by hand: forward, dl_e/dz = e_j - e_y, backward, one step of
  * GD or RMSProp (per-element mean square, as lib/utils/ingraph_update.py) on
  * the head only */
-static void edit_stepwise(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg, fg_edit_out *out)
+static void edit_stepwise(fg_model *m, int head, const float *x, int y, const fg_edit_cfg *cfg,
+                          fg_edit_out *out)
 {
     const fg_layer *L = fg_model_node(m, head);
     int k = fg_model_n_classes(m);
@@ -89,9 +91,11 @@ static void closed_form_case(fg_edit_opt opt, float lr)
     int seen_fail = 0, seen_ok = 0;
     for (int t = 0; t < 20; t++) {
         float x[5];
-        for (int i = 0; i < 5; i++) x[i] = 2 * fg_rng_uniform(&r) - 1;
+        for (int i = 0; i < 5; i++)
+            x[i] = 2 * fg_rng_uniform(&r) - 1;
         int y = (int)fg_rng_below(&r, 4);
-        fg_edit_cfg cfg = {.opt = opt, .lr = lr, .beta = 0.5f, .eps = 1e-6f, .max_steps = 1 + t % 6};
+        fg_edit_cfg cfg = {
+            .opt = opt, .lr = lr, .beta = 0.5f, .eps = 1e-6f, .max_steps = 1 + t % 6};
         fg_edit_out oa, ob;
         fg_edit_input(a, head, x, y, &cfg, &oa);
         edit_stepwise(b, head, x, y, &cfg, &ob);
@@ -100,9 +104,11 @@ static void closed_form_case(fg_edit_opt opt, float lr)
         seen_fail += !oa.success, seen_ok += oa.success && oa.steps > 0;
         const float *pa = fg_model_params_c(a), *pb = fg_model_params_c(b);
         for (size_t i = 0; i < fg_model_n_params(a); i++)
-            cr_assert_float_eq(pa[i], pb[i], 1e-4f, "edit %d param %zu: %g vs %g", t, i, (double)pa[i], (double)pb[i]);
+            cr_assert_float_eq(pa[i], pb[i], 1e-4f, "edit %d param %zu: %g vs %g", t, i,
+                               (double)pa[i], (double)pb[i]);
     }
-    cr_assert(seen_fail > 0 && seen_ok > 0, "both outcomes exercised (%d failed, %d succeeded)", seen_fail, seen_ok);
+    cr_assert(seen_fail > 0 && seen_ok > 0, "both outcomes exercised (%d failed, %d succeeded)",
+              seen_fail, seen_ok);
     fg_model_free(a), fg_model_free(b);
 }
 
@@ -118,8 +124,8 @@ Test(edit, closed_form_equals_stepwise_rmsprop)
 
 /* the batch editor by hand: the mean edit loss over n inputs, backward, one
  * RMSProp or GD step on the head, until every input is right */
-static void batch_stepwise(fg_model *m, int head, const float *x, const int *y, int n, const fg_edit_cfg *cfg,
-                           fg_edit_out *out)
+static void batch_stepwise(fg_model *m, int head, const float *x, const int *y, int n,
+                           const fg_edit_cfg *cfg, fg_edit_out *out)
 {
     const fg_layer *L = fg_model_node(m, head);
     int k = fg_model_n_classes(m);
@@ -166,9 +172,14 @@ Test(edit, batch_edit_equals_stepwise_descent)
         fg_model_reserve(b, 16);
         float x[7 * 5];
         int y[7];
-        for (int i = 0; i < 35; i++) x[i] = 2 * fg_rng_uniform(&r) - 1;
-        for (int i = 0; i < 7; i++) y[i] = (int)fg_rng_below(&r, 4);
-        fg_edit_cfg cfg = {.opt = t % 2 ? FG_EDIT_GD : FG_EDIT_RMSPROP, .lr = 0.1f, .beta = 0.5f, .eps = 1e-6f,
+        for (int i = 0; i < 35; i++)
+            x[i] = 2 * fg_rng_uniform(&r) - 1;
+        for (int i = 0; i < 7; i++)
+            y[i] = (int)fg_rng_below(&r, 4);
+        fg_edit_cfg cfg = {.opt = t % 2 ? FG_EDIT_GD : FG_EDIT_RMSPROP,
+                           .lr = 0.1f,
+                           .beta = 0.5f,
+                           .eps = 1e-6f,
                            .max_steps = 2 + 3 * (t / 2)};
         fg_edit_out oa, ob;
         fg_edit_batch(a, fg_model_output(a), x, y, 7, &cfg, &oa);
@@ -178,11 +189,12 @@ Test(edit, batch_edit_equals_stepwise_descent)
         outcomes[oa.success]++;
         const float *pa = fg_model_params_c(a), *pb = fg_model_params_c(b);
         for (size_t i = 0; i < fg_model_n_params(a); i++)
-            cr_assert_float_eq(pa[i], pb[i], 1e-4f, "case %d param %zu: %g vs %g", t, i, (double)pa[i], (double)pb[i]);
+            cr_assert_float_eq(pa[i], pb[i], 1e-4f, "case %d param %zu: %g vs %g", t, i,
+                               (double)pa[i], (double)pb[i]);
         fg_model_free(a), fg_model_free(b);
     }
-    cr_assert(outcomes[0] > 0 && outcomes[1] > 0, "both outcomes exercised (%d failed, %d succeeded)", outcomes[0],
-              outcomes[1]);
+    cr_assert(outcomes[0] > 0 && outcomes[1] > 0,
+              "both outcomes exercised (%d failed, %d succeeded)", outcomes[0], outcomes[1]);
 }
 
 typedef struct {
@@ -196,8 +208,8 @@ static double objective(fg_model *m, const fd_case *c, int exact, fg_edit_terms 
 {
     fg_edit_terms tt;
     fg_model_zero_grad(m);
-    cr_assert_eq(fg_edit_objective(m, fg_model_output(m), c->x, c->y, 6, c->xe, c->ye, &c->cfg, 1.0f, 1.0f,
-                                   FG_MODE_TRAIN, exact, &tt),
+    cr_assert_eq(fg_edit_objective(m, fg_model_output(m), c->x, c->y, 6, c->xe, c->ye, &c->cfg,
+                                   1.0f, 1.0f, FG_MODE_TRAIN, exact, &tt),
                  FG_OK, "%s", fg_errmsg());
     if (t) *t = tt;
     return tt.loss;
@@ -223,11 +235,14 @@ static double loc_fixed(fg_model *m, const fd_case *c)
         double q[4], mx = -1e30, se = 0;
         for (int k = 0; k < 4; k++) {
             q[k] = z[i * 4 + k] + db[k];
-            for (int j = 0; j < 8; j++) q[k] += (double)dW[k * 8 + j] * h[i * 8 + j];
+            for (int j = 0; j < 8; j++)
+                q[k] += (double)dW[k * 8 + j] * h[i * 8 + j];
             mx = fmax(mx, q[k]);
         }
-        for (int k = 0; k < 4; k++) se += exp(q[k] - mx);
-        for (int k = 0; k < 4; k++) L -= c->p0[i * 4 + k] * (q[k] - mx - log(se));
+        for (int k = 0; k < 4; k++)
+            se += exp(q[k] - mx);
+        for (int k = 0; k < 4; k++)
+            L -= c->p0[i * 4 + k] * (q[k] - mx - log(se));
     }
     return L / 6;
 }
@@ -276,19 +291,24 @@ static void fd_case_run(fg_edit_opt opt, float lr, double *ex, double *fo)
     fg_rng r;
     fg_rng_seed(&r, 12);
     fd_case c;
-    for (int i = 0; i < 30; i++) c.x[i] = 2 * fg_rng_uniform(&r) - 1;
-    for (int i = 0; i < 6; i++) c.y[i] = (int)fg_rng_below(&r, 4);
-    for (int i = 0; i < 5; i++) c.xe[i] = 2 * fg_rng_uniform(&r) - 1;
+    for (int i = 0; i < 30; i++)
+        c.x[i] = 2 * fg_rng_uniform(&r) - 1;
+    for (int i = 0; i < 6; i++)
+        c.y[i] = (int)fg_rng_below(&r, 4);
+    for (int i = 0; i < 5; i++)
+        c.xe[i] = 2 * fg_rng_uniform(&r) - 1;
     /* the edit's target: the weakest class, with too few steps to get there,
      * so both the locality and the editability terms carry a gradient */
     const float *z = fg_model_forward(m, c.xe, 1);
     c.ye = 0;
-    for (int j = 1; j < 4; j++) c.ye = z[j] < z[c.ye] ? j : c.ye;
+    for (int j = 1; j < 4; j++)
+        c.ye = z[j] < z[c.ye] ? j : c.ye;
     c.cfg = (fg_edit_cfg){.opt = opt, .lr = lr, .beta = 0.5f, .eps = 1e-6f, .max_steps = 3};
     fg_softmax(fg_model_forward(m, c.x, 6), c.p0, 6, 4);
     fg_edit_terms t;
     objective(m, &c, 1, &t);
-    cr_assert(!t.e.success && t.e.steps == 3 && t.edit > 0, "the edit must fail (steps %d, l_e %g)", t.e.steps, t.edit);
+    cr_assert(!t.e.success && t.e.steps == 3 && t.edit > 0, "the edit must fail (steps %d, l_e %g)",
+              t.e.steps, t.edit);
     cr_assert_gt(t.loc, 0);
     *ex = fd_error(m, &c, 1), *fo = fd_error(m, &c, 0);
     fg_model_free(m);
@@ -342,7 +362,8 @@ static void setup_fx(fixture *f)
 static void teardown_fx(fixture *f)
 {
     fg_model_free(f->f0);
-    fg_dataset_free(&f->tr), fg_dataset_free(&f->val), fg_dataset_free(&f->rep), fg_dataset_free(&f->held);
+    fg_dataset_free(&f->tr), fg_dataset_free(&f->val), fg_dataset_free(&f->rep),
+        fg_dataset_free(&f->held);
 }
 
 /* the toy's budget: 20 epochs of 300 images in batches of 32; the editor's
@@ -362,7 +383,6 @@ static int run_et(fixture *f, const char *key, double v, int steps, fg_fix_resul
     return toyimg_run("ET", 0, pv, f->f0, &f->tr, &f->val, &f->rep, 9, res);
 }
 
-
 /* The key property: editable training makes a two-step edit succeed more
  * often on held-out inputs (random wrong labels) than on f0; without the
  * editability loss (c_edit = 0, the negative control) it does not. */
@@ -370,18 +390,24 @@ Test(editable, editable_training_makes_edits_succeed_more_often)
 {
     fixture f;
     setup_fx(&f);
-    fg_edit_cfg cfg = {.opt = FG_EDIT_RMSPROP, .lr = TOY_EDIT_LR, .beta = 0.5f, .eps = 1e-6f, .max_steps = TOY_STEPS};
+    fg_edit_cfg cfg = {.opt = FG_EDIT_RMSPROP,
+                       .lr = TOY_EDIT_LR,
+                       .beta = 0.5f,
+                       .eps = 1e-6f,
+                       .max_steps = TOY_STEPS};
     fg_fix_result et, ctl;
     cr_assert_eq(run_et(&f, NULL, 0, TOY_STEPS, &et), FG_OK, "%s", fg_errmsg());
     cr_assert_eq(run_et(&f, "c_edit", 0, TOY_STEPS, &ctl), FG_OK, "%s", fg_errmsg());
     double s0 = edit_success(f.f0, &f.held, &cfg, 3), s1 = edit_success(et.f1, &f.held, &cfg, 3);
     double sc = edit_success(ctl.f1, &f.held, &cfg, 3);
-    cr_assert_gt(s1, s0 + 8, "edit success within %d steps: f0 %.1f%%, ET %.1f%% (%s)", TOY_STEPS, s0, s1, et.note);
+    cr_assert_gt(s1, s0 + 8, "edit success within %d steps: f0 %.1f%%, ET %.1f%% (%s)", TOY_STEPS,
+                 s0, s1, et.note);
     cr_assert_lt(sc, s1 - 8, "c_edit = 0 keeps the advantage: %.1f%% vs ET %.1f%%", sc, s1);
     cr_assert_lt(sc, s0 + 5, "c_edit = 0: %.1f%% vs f0 %.1f%%", sc, s0);
     /* editable training keeps the task: held-out accuracy stays high */
     cr_assert_gt(toy_accuracy(et.f1, &f.held), 95.0);
-    cr_assert(strstr(et.variant, "editable=last-dense") && strstr(et.variant, "beta=fixed"), "%s", et.variant);
+    cr_assert(strstr(et.variant, "editable=last-dense") && strstr(et.variant, "beta=fixed"), "%s",
+              et.variant);
     fg_model_free(et.f1), fg_model_free(ctl.f1);
     teardown_fx(&f);
 }
@@ -399,15 +425,18 @@ Test(editable, edits_fix_the_inputs_they_target)
     fg_model *m = fg_model_clone(f.f0);
     fg_model_reserve(m, 64);
     int head = fg_edit_head(m, NULL, 0), ok = 0;
-    fg_edit_cfg cfg = {.opt = FG_EDIT_RMSPROP, .lr = TOY_EDIT_LR, .beta = 0.5f, .eps = 1e-6f, .max_steps = 40};
+    fg_edit_cfg cfg = {
+        .opt = FG_EDIT_RMSPROP, .lr = TOY_EDIT_LR, .beta = 0.5f, .eps = 1e-6f, .max_steps = 40};
     for (int i = 0; i < sets.n_neg; i++) {
         int row = sets.neg[i], lab;
         const float *x = f.rep.x + (size_t)row * 64;
         fg_edit_out o;
         fg_edit_input(m, head, x, f.rep.y[row], &cfg, &o);
         fg_model_predict(m, x, 1, 1, &lab, NULL);
-        if (o.success) cr_assert_eq(lab, f.rep.y[row], "edit %d succeeded but the input is still wrong", i);
-        else cr_assert_eq(o.steps, cfg.max_steps);
+        if (o.success)
+            cr_assert_eq(lab, f.rep.y[row], "edit %d succeeded but the input is still wrong", i);
+        else
+            cr_assert_eq(o.steps, cfg.max_steps);
         ok += o.success;
     }
     cr_assert_gt(ok, sets.n_neg / 2, "%d of %d edits succeeded", ok, sets.n_neg);
@@ -421,8 +450,8 @@ Test(editable, edits_fix_the_inputs_they_target)
         fg_model_predict(res.f1, f.rep.x + (size_t)row * 64, 1, 1, &lab, NULL);
         right += lab == f.rep.y[row];
     }
-    cr_assert_geq(3 * right, sets.n_neg, "%d of f0's %d failing repair inputs right after ET (%s)", right,
-                  sets.n_neg, res.note);
+    cr_assert_geq(3 * right, sets.n_neg, "%d of f0's %d failing repair inputs right after ET (%s)",
+                  right, sets.n_neg, res.note);
     cr_assert_gt(res.weights_changed, 0);
     fg_model_free(res.f1);
     fg_fix_sets_free(&sets);

@@ -20,6 +20,7 @@
     X(apricot)                 \
     /* layer level */          \
     X(threem)                  \
+    X(reassure)                \
     /* neuron level */         \
     X(irepair)                 \
     X(inner)                   \

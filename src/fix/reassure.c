@@ -67,7 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_POINTS, P_GAMMA, P_GAMMA_MAX, P_MARGIN, P_BOX_PAD, P_TIME, P_BATCH, P_COUNT };
+enum { P_POINTS, P_GAMMA, P_GAMMA_MAX, P_MARGIN, P_BOX_PAD, P_SOLVER, P_CUTS, P_TIME, P_BATCH, P_COUNT };
 static const fg_fix_param params[P_COUNT] = {
     [P_POINTS] = {"points", FG_PARAM_INT, 100, NAN, 1, 1e6, NULL,
                   "misclassified repair inputs to repair point-wise (the ICLR MNIST runs: 10 to 100)"},
@@ -79,6 +79,10 @@ static const fg_fix_param params[P_COUNT] = {
                   "logit margin the patched region must give the true class (original: 0)"},
     [P_BOX_PAD] = {"box_pad", FG_PARAM_FLOAT, 0.25, NAN, 0, 100, NULL,
                    "padding of the observed feature box, fraction of each feature's range"},
+    [P_SOLVER] = {"solver", FG_PARAM_ENUM, 0, NAN, 0, 1, "cuts|dual",
+                  "how the patch LP is solved: constraint generation over R's vertices, or the dual LP at once"},
+    [P_CUTS] = {"cut_rounds", FG_PARAM_INT, 2000, NAN, 1, 1e6, NULL,
+                "constraint-generation rounds per region before it counts as unsolved"},
     [P_TIME] = {"time_limit", FG_PARAM_FLOAT, 600, 20, 1, 1e6, NULL, "LP solver time limit per region, seconds"},
     [P_BATCH] = {"batch", FG_PARAM_INT, 256, NAN, 1, 65536, NULL, "evaluation batch size"},
 };
@@ -319,6 +323,125 @@ static int patch_lp(const double *A, const double *b, int m, int d, const double
     return rc;
 }
 
+/* Step 4 by constraint generation: the same LP in its primal form, over the
+ * vertices of R found so far (a master LP in c, dp, t), with separation LPs
+ * max phi.z over R (box as column bounds, hidden rows as rows) adding the
+ * vertex of each violated condition, until none is violated: at that point
+ * the master's optimum is feasible for the full semi-infinite problem, so it
+ * is the dual LP's optimum too. Much smaller LPs than the dual's
+ * (m x (2C + J) multipliers, dense d x (C + J) equalities), which GLPK could
+ * not solve within minutes on LeNet-5's tail. */
+static int patch_cuts(const double *A, const double *b, int mh, int d, const float *lo,
+                      const float *hi, const float *z0, const double *F, const double *e, int C,
+                      int label, double margin, int rounds, double seconds, double *c, double *dp,
+                      double *tout, int *used)
+{
+    int J = C - 1, colD = C * d, colT = colD + C, rc = FG_OK, nf = 2 * C + J;
+    double t_start = fg_now();
+    fg_lp *ms = fg_lp_new(0), *sp = fg_lp_new(1);
+    fg_lp_add_cols(ms, colT + 1);
+    fg_lp_set_col(ms, colT, 0, INFINITY, 1, 0);
+    fg_lp_add_cols(sp, d);
+    for (int k = 0; k < d; k++)
+        fg_lp_set_col(sp, k, lo[k], hi[k], 0, 0);
+    int *idx = fg_xmalloc(sizeof(int) * (size_t)(2 * d + 3));
+    double *val = fg_xmalloc(sizeof(double) * (size_t)(2 * d + 3));
+    double *x = fg_xmalloc(sizeof(double) * (size_t)(colT + 1)), *v = fg_xmalloc(sizeof(double) * (size_t)d);
+    double *phi = fg_xmalloc(sizeof(double) * (size_t)d);
+    int *jc = fg_xmalloc(sizeof(int) * (size_t)(J ? J : 1));
+    for (int k = 0, j = 0; k < C; k++)
+        if (k != label) jc[j++] = k;
+    for (int r = 0; r < mh; r++) {
+        int n = 0;
+        for (int k = 0; k < d; k++)
+            if (A[(size_t)r * d + k] != 0) idx[n] = k, val[n++] = A[(size_t)r * d + k];
+        fg_lp_add_row(sp, n, idx, val, -INFINITY, b[r]);
+    }
+    /* the cut of functional f (0..C-1: p_i <= t, C..2C-1: -p_i <= t, then spec rows) at vertex v */
+#define ADD_CUT(f)                                                                                 \
+    do {                                                                                           \
+        int n_ = 0, f_ = (f);                                                                      \
+        if (f_ < 2 * C) {                                                                          \
+            int i_ = f_ % C;                                                                       \
+            double sg_ = f_ < C ? 1.0 : -1.0;                                                      \
+            for (int k = 0; k < d; k++)                                                            \
+                if (v[k] != 0) idx[n_] = i_ * d + k, val[n_++] = sg_ * v[k];                       \
+            idx[n_] = colD + i_, val[n_++] = sg_;                                                  \
+            idx[n_] = colT, val[n_++] = -1;                                                        \
+            fg_lp_add_row(ms, n_, idx, val, -INFINITY, 0);                                         \
+        } else {                                                                                   \
+            int j_ = jc[f_ - 2 * C];                                                               \
+            double rhs_ = -margin - e[j_] + e[label];                                              \
+            for (int k = 0; k < d; k++) {                                                          \
+                rhs_ -= (F[(size_t)j_ * d + k] - F[(size_t)label * d + k]) * v[k];                 \
+                if (v[k] != 0) {                                                                   \
+                    idx[n_] = j_ * d + k, val[n_++] = v[k];                                        \
+                    idx[n_] = label * d + k, val[n_++] = -v[k];                                    \
+                }                                                                                  \
+            }                                                                                      \
+            idx[n_] = colD + j_, val[n_++] = 1;                                                    \
+            idx[n_] = colD + label, val[n_++] = -1;                                                \
+            fg_lp_add_row(ms, n_, idx, val, -INFINITY, rhs_);                                      \
+        }                                                                                          \
+    } while (0)
+    for (int k = 0; k < d; k++)
+        v[k] = z0[k];
+    for (int f = 0; f < nf; f++)
+        ADD_CUT(f);
+    int round = 0;
+    for (;;) {
+        if ((rc = fg_lp_solve(ms)) != FG_OK) break;
+        fg_lp_values(ms, x);
+        double t = x[colT];
+        int added = 0;
+        for (int f = 0; f < nf && rc == FG_OK; f++) {
+            double cst;
+            if (f < 2 * C) {
+                int i = f % C;
+                double sg = f < C ? 1.0 : -1.0;
+                for (int k = 0; k < d; k++)
+                    phi[k] = sg * x[i * d + k];
+                cst = sg * x[colD + i] - t;
+            } else {
+                int j = jc[f - 2 * C];
+                for (int k = 0; k < d; k++)
+                    phi[k] = F[(size_t)j * d + k] + x[j * d + k] - F[(size_t)label * d + k] - x[label * d + k];
+                cst = e[j] - e[label] + x[colD + j] - x[colD + label] + margin;
+            }
+            for (int k = 0; k < d; k++)
+                fg_lp_set_col(sp, k, lo[k], hi[k], phi[k], 0);
+            if ((rc = fg_lp_solve(sp)) != FG_OK) break;
+            double tol = f < 2 * C ? 1e-7 * (1.0 + t) : 1e-7;
+            if (fg_lp_objective(sp) + cst > tol) {
+                fg_lp_values(sp, v);
+                ADD_CUT(f);
+                added++;
+            }
+        }
+        if (rc) break;
+        round++;
+        if (!added) {
+            for (int i = 0; i < C; i++) {
+                for (int k = 0; k < d; k++)
+                    c[(size_t)i * d + k] = x[i * d + k];
+                dp[i] = x[colD + i];
+            }
+            *tout = t;
+            break;
+        }
+        if (round >= rounds || (seconds > 0 && fg_now() - t_start > seconds)) {
+            rc = fg_err(FG_ERR_CANCELLED, "REASSURE: %d constraint-generation rounds (%.1f s) left a "
+                        "violated condition", round, fg_now() - t_start);
+            break;
+        }
+    }
+#undef ADD_CUT
+    *used = round;
+    fg_lp_free(ms), fg_lp_free(sp);
+    free(idx), free(val), free(x), free(v), free(phi), free(jc);
+    return rc;
+}
+
 /* f0 plus one patch node per region, each with sharpness gamma. */
 static int assemble(const fg_model *f0, int z, const region *rg, int nr, int d, int C, float gamma,
                     fg_model **out)
@@ -366,6 +489,8 @@ static int reassure_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     int hidden, z = tail_split(f0, &hidden);
     int d = z >= 0 ? (int)fg_shape_size(fg_model_node(f0, z)->out) : 0;
     int C = fg_model_n_classes(f0), o = fg_model_output(f0);
+    long cut_rounds = 0;
+    double sup_norm = 0;
     int *idx = NULL, *lab = NULL, nr = 0, n_claim = 0, n_conflict = 0, n_lp_fail = 0, n_shared = 0;
     region *rg = NULL;
     unsigned char *pats = NULL;
@@ -423,6 +548,13 @@ static int reassure_run(const fg_fix_ctx *ctx, fg_fix_result *res)
         memcpy(feat + (size_t)s * d, fg_model_act(m, z), sizeof(float) * (size_t)nb * d);
         free(xb);
     }
+    /* the box holds every buggy point, so each region is non-empty */
+    for (int i = 0; i < n; i++)
+        for (int q = 0; q < d; q++) {
+            float x = feat[(size_t)i * d + q];
+            if (x < lo[q]) lo[q] = x;
+            if (x > hi[q]) hi[q] = x;
+        }
     /* steps 3-5 per point */
     int mrows = hidden + 2 * d, maxw = d;
     for (int i = z + 1; i <= o; i++)
@@ -466,8 +598,15 @@ static int reassure_run(const fg_fix_ctx *ctx, fg_fix_result *res)
             r1[q] = 1, b[hidden + 2 * q] = hi[q];
             r2[q] = -1, b[hidden + 2 * q + 1] = -(double)lo[q];
         }
-        double t;
-        int st = patch_lp(A, b, mrows, d, F, e, C, y, pv[P_MARGIN], pv[P_TIME], c, dp, &t);
+        double t = 0;
+        int st, used = 0;
+        if ((int)pv[P_SOLVER] == 0)
+            st = patch_cuts(A, b, hidden, d, lo, hi, feat + (size_t)p * d, F, e, C, y, pv[P_MARGIN],
+                            (int)pv[P_CUTS], pv[P_TIME], c, dp, &t, &used);
+        else
+            st = patch_lp(A, b, mrows, d, F, e, C, y, pv[P_MARGIN], pv[P_TIME], c, dp, &t);
+        cut_rounds += used;
+        sup_norm += st == FG_OK ? t : 0;
         res->evals++;
         if (st != FG_OK) {
             n_lp_fail++;
@@ -515,9 +654,10 @@ static int reassure_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     }
     res->params_added = (long)(fg_model_n_params(f1) - fg_model_n_params(f0));
     snprintf(res->note, sizeof res->note,
-             "%d buggy points: %d regions patched (%d more points share one), %d LP failures, "
-             "%d label conflicts; gamma %g; %d claimed points still wrong; %.1f s",
-             n, nr, n_shared, n_lp_fail, n_conflict, (double)gamma, wrong, fg_now() - t0);
+             "%d buggy: %d regions (+%d points sharing), %d LP fails, %d conflicts; "
+             "sup-norm %.3g; %ld rounds; gamma %g; %d claimed wrong; %.0f s",
+             n, nr, n_shared, n_lp_fail, n_conflict, nr ? sup_norm / nr : 0.0, cut_rounds,
+             (double)gamma, wrong, fg_now() - t0);
     res->f1 = f1, f1 = NULL;
 cleanup:
     for (int r = 0; rg && r < nr; r++)

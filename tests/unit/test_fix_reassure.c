@@ -5,7 +5,9 @@
  * judge from the patch nodes' own parameters, in double, and from f0:
  *  - soundness: every misclassified repair input inside a patched polytope
  *    (a claimed point) is right under f1, and so is every input sampled
- *    inside the same polytope (the whole region is repaired, not the point);
+ *    inside the same polytope where no other patch's support reaches (the
+ *    whole region is repaired, not the point); both LP solvers agree on the
+ *    minimal sup-norm;
  *  - locality: wherever the support is 0 by the node's parameters (the rows'
  *    violation times gamma sums to 1 or more, for every patch), f1's logits
  *    are bit-identical to f0's, on a sample of which most inputs qualify;
@@ -129,8 +131,12 @@ Test(reassure, sound_on_claimed_points_and_their_regions)
     float x[2];
     for (int s = 0; s < 20000; s++) {
         x[0] = 3.0f * fg_rng_uniform(&r) - 1.5f, x[1] = 3.0f * fg_rng_uniform(&r) - 1.5f;
-        int k = inside(t, np, x);
+        int k = inside(t, np, x), alone = 1;
         if (k < 0 || label[k] < 0) continue;
+        /* the guarantee of one region's patch: where no other support reaches */
+        for (int o = 0; o < np; o++)
+            if (o != k && violation(&t[o], x) * t[o].gamma < 1.0) alone = 0;
+        if (!alone) continue;
         in++;
         int y;
         fg_model_predict(f1, x, 1, 1, &y, NULL);

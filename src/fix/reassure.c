@@ -79,8 +79,9 @@ static const fg_fix_param params[P_COUNT] = {
                   "logit margin the patched region must give the true class (original: 0)"},
     [P_BOX_PAD] = {"box_pad", FG_PARAM_FLOAT, 0.25, NAN, 0, 100, NULL,
                    "padding of the observed feature box, fraction of each feature's range"},
-    [P_SOLVER] = {"solver", FG_PARAM_ENUM, 0, NAN, 0, 1, "cuts|dual",
-                  "how the patch LP is solved: constraint generation over R's vertices, or the dual LP at once"},
+    [P_SOLVER] = {"patch", FG_PARAM_ENUM, 0, NAN, 0, 2, "closed|cuts|dual",
+                  "the affine patch: the ICLR code's closed form, or the minimal-sup-norm LP by "
+                  "constraint generation or as the dual LP at once"},
     [P_CUTS] = {"cut_rounds", FG_PARAM_INT, 2000, NAN, 1, 1e6, NULL,
                 "constraint-generation rounds per region before it counts as unsolved"},
     [P_TIME] = {"time_limit", FG_PARAM_FLOAT, 600, 20, 1, 1e6, NULL, "LP solver time limit per region, seconds"},
@@ -442,6 +443,54 @@ static int patch_cuts(const double *A, const double *b, int mh, int d, const flo
     return rc;
 }
 
+/* Step 4 as the ICLR experiments' code (build_PNN.py, LinearPatchNN): the
+ * spec ql <= P y <= qu with P's rows e_y - e_j (j != y), ql = margin and
+ * qu = +inf, in the basis of P completed by its orthogonal complement (the
+ * all-ones direction). Each coordinate's range over R, [lb_j, ub_j] of
+ * (F_y - F_j) z + e_y - e_j, needs no scaling (qu is infinite), only the
+ * shift beta_j = max(0, ql - lb_j); the patch is c = 0, d = P^-1 beta:
+ * d_y - d_j = beta_j with sum(d) = 0. One LP per spec row (min over R). */
+static int patch_closed(const double *A, const double *b, int mh, int d, const float *lo,
+                        const float *hi, const double *F, const double *e, int C, int label,
+                        double margin, double *c, double *dp, double *tout, int *used)
+{
+    int rc = FG_OK;
+    fg_lp *sp = fg_lp_new(0);
+    fg_lp_add_cols(sp, d);
+    int *idx = fg_xmalloc(sizeof(int) * (size_t)d);
+    double *val = fg_xmalloc(sizeof(double) * (size_t)d), *beta = fg_xmalloc(sizeof(double) * (size_t)C);
+    for (int r = 0; r < mh; r++) {
+        int n = 0;
+        for (int k = 0; k < d; k++)
+            if (A[(size_t)r * d + k] != 0) idx[n] = k, val[n++] = A[(size_t)r * d + k];
+        fg_lp_add_row(sp, n, idx, val, -INFINITY, b[r]);
+    }
+    double sum = 0;
+    for (int j = 0; j < C && rc == FG_OK; j++) {
+        beta[j] = 0;
+        if (j == label) continue;
+        for (int k = 0; k < d; k++)
+            fg_lp_set_col(sp, k, lo[k], hi[k], F[(size_t)label * d + k] - F[(size_t)j * d + k], 0);
+        if ((rc = fg_lp_solve(sp)) != FG_OK) break;
+        (*used)++;
+        double lb = fg_lp_objective(sp) + e[label] - e[j];
+        beta[j] = lb < margin ? margin - lb : 0;
+        sum += beta[j];
+    }
+    if (rc == FG_OK) {
+        memset(c, 0, sizeof(double) * (size_t)C * d);
+        double t = 0;
+        for (int j = 0; j < C; j++) {
+            dp[j] = sum / C - beta[j];
+            if (fabs(dp[j]) > t) t = fabs(dp[j]);
+        }
+        *tout = t;
+    }
+    fg_lp_free(sp);
+    free(idx), free(val), free(beta);
+    return rc;
+}
+
 /* f0 plus one patch node per region, each with sharpness gamma. */
 static int assemble(const fg_model *f0, int z, const region *rg, int nr, int d, int C, float gamma,
                     fg_model **out)
@@ -499,8 +548,9 @@ static int reassure_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     double *A = NULL, *b = NULL, *F = NULL, *e = NULL, *T = NULL, *T2 = NULL, *v = NULL, *v2 = NULL;
     double *c = NULL, *dp = NULL;
     fg_model *f1 = NULL;
-    snprintf(res->variant, sizeof res->variant, "%s;%s", ctx->preset_cpu ? "cpu" : "published",
-             z > 0 ? "substitute=feature-space" : "input-space");
+    static const char *const patch_name[] = {"closed-form", "lp-cuts", "lp-dual"};
+    snprintf(res->variant, sizeof res->variant, "%s;%s;patch=%s", ctx->preset_cpu ? "cpu" : "published",
+             z > 0 ? "substitute=feature-space" : "input-space", patch_name[(int)pv[P_SOLVER]]);
     if (z < 0) {
         rc = fg_err(FG_ERR_UNSUPPORTED, "REASSURE: no hidden relu in the dense tail");
         goto cleanup;
@@ -601,6 +651,8 @@ static int reassure_run(const fg_fix_ctx *ctx, fg_fix_result *res)
         double t = 0;
         int st, used = 0;
         if ((int)pv[P_SOLVER] == 0)
+            st = patch_closed(A, b, hidden, d, lo, hi, F, e, C, y, pv[P_MARGIN], c, dp, &t, &used);
+        else if ((int)pv[P_SOLVER] == 1)
             st = patch_cuts(A, b, hidden, d, lo, hi, feat + (size_t)p * d, F, e, C, y, pv[P_MARGIN],
                             (int)pv[P_CUTS], pv[P_TIME], c, dp, &t, &used);
         else

@@ -63,8 +63,8 @@ static double violation(const tpatch *t, const float *z)
     return v;
 }
 
-static fg_model *run_ra(const fg_model *f0, const fg_dataset *rep, double gamma, double gamma_max,
-                        fg_fix_result *res)
+static fg_model *run_ra_patch(const fg_model *f0, const fg_dataset *rep, double gamma, double gamma_max,
+                              int patch, fg_fix_result *res)
 {
     const fg_fix_approach *a = fg_fix_find("RA");
     cr_assert_not_null(a);
@@ -72,6 +72,7 @@ static fg_model *run_ra(const fg_model *f0, const fg_dataset *rep, double gamma,
     fg_fix_param_defaults(a, 0, pv);
     if (gamma > 0) pv[fg_fix_param_index(a, "gamma")] = gamma;
     if (gamma_max > 0) pv[fg_fix_param_index(a, "gamma_max")] = gamma_max;
+    if (patch >= 0) pv[fg_fix_param_index(a, "patch")] = patch;
     fg_dataset val;
     toy_data(20, 99, &val);
     int rc = toy_run_with("reassure", 0, pv, f0, NULL, 0, rep, &val, rep, 5, res);
@@ -79,6 +80,20 @@ static fg_model *run_ra(const fg_model *f0, const fg_dataset *rep, double gamma,
     cr_assert_eq(rc, FG_OK, "%s", fg_errmsg());
     cr_assert_not_null(res->f1);
     return res->f1;
+}
+
+static fg_model *run_ra(const fg_model *f0, const fg_dataset *rep, double gamma, double gamma_max,
+                        fg_fix_result *res)
+{
+    return run_ra_patch(f0, rep, gamma, gamma_max, -1, res);
+}
+
+/* the mean patch sup-norm the note reports */
+static double note_sup_norm(const char *note)
+{
+    const char *p = strstr(note, "sup-norm ");
+    cr_assert_not_null(p, "no sup-norm in '%s'", note);
+    return atof(p + 9);
 }
 
 static int *predict(fg_model *m, const float *x, int n)
@@ -96,15 +111,15 @@ static int inside(const tpatch *t, int np, const float *z)
     return -1;
 }
 
-Test(reassure, sound_on_claimed_points_and_their_regions)
+static void check_sound(int patch, const char *variant)
 {
     fg_model *f0 = toy_model(TOY_FAULT);
     fg_dataset rep;
     toy_data(60, 3, &rep);
     fg_fix_result res;
-    fg_model *f1 = run_ra(f0, &rep, 0, 0, &res);
+    fg_model *f1 = run_ra_patch(f0, &rep, 0, 0, patch, &res);
     cr_log_info("RA toy: %s | %s | +%ld params", res.variant, res.note, res.params_added);
-    cr_assert_str_eq(res.variant, "published;input-space");
+    cr_assert_str_eq(res.variant, variant);
     tpatch t[256];
     int np = patches_of(f1, t, 256);
     cr_assert(np > 0, "no patch node");
@@ -148,6 +163,44 @@ Test(reassure, sound_on_claimed_points_and_their_regions)
     fg_dataset_free(&rep);
     fg_model_free(f0);
     fg_model_free(f1);
+}
+
+Test(reassure, sound_closed_form)
+{
+    check_sound(0, "published;input-space;patch=closed-form");
+}
+
+Test(reassure, sound_lp_cuts)
+{
+    check_sound(1, "published;input-space;patch=lp-cuts");
+}
+
+Test(reassure, sound_lp_dual)
+{
+    check_sound(2, "published;input-space;patch=lp-dual");
+}
+
+/* The LP's optimum is the minimal sup-norm patch: constraint generation and
+ * the dual LP reach the same value, and the closed form (a feasible patch of
+ * another construction) is no smaller. */
+Test(reassure, lp_minimal_and_solvers_agree)
+{
+    fg_model *f0 = toy_model(TOY_FAULT);
+    fg_dataset rep;
+    toy_data(60, 3, &rep);
+    double t[3];
+    for (int k = 0; k < 3; k++) {
+        fg_fix_result res;
+        fg_model *f1 = run_ra_patch(f0, &rep, 0, 0, k, &res);
+        t[k] = note_sup_norm(res.note);
+        cr_log_info("patch %d: %s", k, res.note);
+        cr_expect(strstr(res.note, " 0 LP fails") != NULL, "%s", res.note);
+        fg_model_free(f1);
+    }
+    cr_expect(fabs(t[1] - t[2]) <= 1e-3 * (1 + t[2]), "cuts %g vs dual %g", t[1], t[2]);
+    cr_expect(t[0] >= t[2] - 1e-3, "closed form %g below the LP optimum %g", t[0], t[2]);
+    fg_dataset_free(&rep);
+    fg_model_free(f0);
 }
 
 /* n samples of the box [-1.5, 1.5]^2 plus toy data; counts of those outside

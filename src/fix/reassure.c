@@ -16,13 +16,30 @@
  *     logits are affine, f(z) = F z + e. Points with the same pattern share
  *     one region (and its patch; a later point of another label is left
  *     unrepaired, as one affine patch cannot satisfy both specs on R).
- *  4. Patch LP (REASSURE/Repair.py's repair_via_LP): find p(z) = c z + d of
- *     minimal sup-norm t on R such that f + p satisfies the spec on ALL of R,
- *     with the two "for all z in R" conditions dualised: multipliers
- *     P_i, P^_i, Q_j >= 0 (one m-vector per output i, per spec row j),
- *     A'P_i = c_i, A'P^_i = -c_i, b'P_i + d_i <= t, b'P^_i - d_i <= t,
- *     A'Q_j = A_out[j](F + c), b'Q_j + A_out[j] d <= b_out[j] - A_out[j] e;
- *     minimise t. The spec of label y is y_j - y_y <= -margin for j != y.
+ *  4. Affine patch p(z) = c z + d making f + p meet the spec on ALL of R; the
+ *     spec of label y is (f + p)_y - (f + p)_j >= margin for j != y.
+ *     `patch` chooses how:
+ *     closed (default) the ICLR experiments' code (build_PNN.py,
+ *        LinearPatchNN, which PNN_MNIST.py runs): in the basis of the spec
+ *        rows e_y - e_j completed by the all-ones direction, shift each
+ *        coordinate by beta_j = max(0, margin - min_R (f_y - f_j)) (no
+ *        scaling: the spec has no upper bound; the repository lacks the
+ *        specification_matrix_from_labels it calls, so ql = margin, qu = +inf
+ *        is our reading), so c = 0 and d = P^-1 beta;
+ *        one small LP per spec row (d variables, the hidden rows, the box as
+ *        column bounds);
+ *     cuts / dual the minimal-sup-norm LP of the package (REASSURE/Repair.py,
+ *        repair_via_LP): min t with |p_i| <= t and the spec on all of R, the
+ *        "for all z in R" conditions dualised (multipliers P_i, P^_i, Q_j >= 0,
+ *        A'P_i = c_i, A'P^_i = -c_i, b'P_i + d_i <= t, b'P^_i - d_i <= t,
+ *        A'Q_j = A_out[j](F + c), b'Q_j + A_out[j] d <= b_out[j] - A_out[j] e).
+ *        "dual" solves that LP at once; "cuts" solves its primal by
+ *        constraint generation over R's vertices (same optimum, smaller LPs;
+ *        the unit test checks both agree). On LeNet-5's tail (m = 492 rows,
+ *        d = 144) GLPK finished neither within 20 s per region on this
+ *        machine (the dual LP had ~14k columns, 2.7k dense rows, 1.4M
+ *        nonzeros and ran over 3 minutes without an answer), which is why
+ *        the default is the closed form.
  *  5. K = max over the box of |p_i| (closed form over a box: the LP of
  *     SingleRegionRepairNet._compute_K has this optimum).
  *  6. Patch network per region (a "patch" node, src/nn/layer_patch.c):
@@ -36,8 +53,9 @@
  *     repair rate", the original's advice) and rebuild the patch nodes.
  *
  * Where ours follows the original: the linear region from the activation
- * pattern plus the input box (get_linear_region), the LP of step 4 (the
- * package's formulation, solved by GLPK instead of scipy/HiGHS), one patch per
+ * pattern plus the input box (get_linear_region), the patch of step 4 (the
+ * ICLR code's closed form, or the package's LP solved by GLPK instead of
+ * scipy/HiGHS/Gurobi), one patch per
  * region summed onto f0 (NetSum), the support network and patch network of
  * RepairModules.py, K over the whole domain, point-wise repair of buggy
  * inputs with the label constraints of constraints_from_labels. The support
@@ -56,6 +74,10 @@
  *  - margin: the original's bound is 0 (ties allowed); ours asks a margin of
  *    `margin` logits so the float32 patched model decides the claimed points.
  *  - gamma doubling (step 7) automates the original's manual choice of n.
+ *  - the patch is named in variant: "patch=closed-form" (the ICLR code's, not
+ *    the minimal-norm LP of the paper's Theorem), "patch=lp-cuts", "patch=lp-dual".
+ * The cpu preset only lowers the LP time limit (the closed form has no
+ * budget to scale: 100 regions of LeNet-5 take about a minute here).
  * Not done: the multi-region "max over later supports" variant of the ICLR
  * MultiPNN (the package's independent sum is used), redundant-row removal,
  * area (polytope) repair. */
@@ -707,7 +729,7 @@ static int reassure_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     res->params_added = (long)(fg_model_n_params(f1) - fg_model_n_params(f0));
     snprintf(res->note, sizeof res->note,
              "%d buggy: %d regions (+%d points sharing), %d LP fails, %d conflicts; "
-             "sup-norm %.3g; %ld rounds; gamma %g; %d claimed wrong; %.0f s",
+             "sup-norm %.3g; %ld solves; gamma %g; %d claimed wrong; %.0f s",
              n, nr, n_shared, n_lp_fail, n_conflict, nr ? sup_norm / nr : 0.0, cut_rounds,
              (double)gamma, wrong, fg_now() - t0);
     res->f1 = f1, f1 = NULL;

@@ -21,6 +21,7 @@
 #include "gradcheck.h"
 
 #include "fixgrid/fix.h"
+#include "fixgrid/eval.h"
 #include "fixgrid/modelfile.h"
 
 #include <criterion/criterion.h>
@@ -410,4 +411,31 @@ Test(reassure, supports)
         cr_log_info("UNADAPTABLE: %s", why);
         fg_model_free(m);
     }
+}
+
+/* The ensembles take a patched model like any other, MC dropout included
+ * (its dropout goes on the input of f0's last dense layer, under the patches). */
+Test(reassure, ensembles_take_the_patched_model)
+{
+    fg_model *f0 = toy_model(TOY_FAULT);
+    fg_dataset rep;
+    toy_data(60, 3, &rep);
+    fg_fix_result res;
+    fg_model *f1 = run_ra(f0, &rep, 0, 0, &res);
+    fg_ens_cfg cfg;
+    fg_ens_defaults(&cfg);
+    fg_rng r;
+    fg_rng_seed(&r, 4);
+    int *pred = malloc(sizeof(int) * (size_t)rep.n);
+    for (int k = 0; k < FG_ENS_COUNT; k++) {
+        int rc = fg_ens_predict((fg_ens_kind)k, f0, f1, &cfg, rep.x, rep.n, &r, NULL, pred);
+        cr_expect_eq(rc, FG_OK, "%s: %s", fg_ens_name((fg_ens_kind)k), fg_errmsg());
+        int bad = 0;
+        for (int i = 0; i < rep.n; i++) bad += pred[i] < 0 || pred[i] > 2;
+        cr_expect_eq(bad, 0);
+    }
+    free(pred);
+    fg_dataset_free(&rep);
+    fg_model_free(f0);
+    fg_model_free(f1);
 }

@@ -439,3 +439,27 @@ Test(reassure, ensembles_take_the_patched_model)
     fg_model_free(f0);
     fg_model_free(f1);
 }
+
+/* K must bound |p| over the domain: with K = 0 the patch leaks everywhere
+ * outside the supports (h = p where g = 0). */
+Test(reassure, negative_control_small_K_leaks)
+{
+    fg_model *f0 = toy_model(TOY_FAULT);
+    fg_dataset rep;
+    toy_data(60, 3, &rep);
+    fg_fix_result res;
+    fg_model *f1 = run_ra(f0, &rep, 0, 0, &res);
+    tpatch t[256];
+    int np = patches_of(f1, t, 256);
+    float *p = fg_model_params(f1);
+    for (int k = 0; k < np; k++) {
+        const fg_layer *L = fg_model_node(f1, t[k].node);
+        p[L->b_off + t[k].M + t[k].C] = 0;
+    }
+    int out, dout, dfar, n;
+    locality(f0, f1, &out, &dout, &dfar, &n);
+    cr_expect(out > 0 && dout == out, "K = 0: %d of %d samples outside the supports changed", dout, out);
+    fg_dataset_free(&rep);
+    fg_model_free(f0);
+    fg_model_free(f1);
+}

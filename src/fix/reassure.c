@@ -110,9 +110,11 @@ static const fg_fix_param params[P_COUNT] = {
     [P_BATCH] = {"batch", FG_PARAM_INT, 256, NAN, 1, 65536, NULL, "evaluation batch size"},
 };
 
-/* size limits of one region's LP (supports() refuses bigger problems) */
-enum { MAX_ROWS = 4096, MAX_DIM = 4096 };
-#define MAX_NNZ 4e7
+/* size limits of one region (supports() refuses bigger problems): features,
+ * hidden rows (the closed form's LPs have d columns and these rows; the box
+ * is column bounds) and the patch node's parameters */
+enum { MAX_ROWS = 4096, MAX_DIM = 8192 };
+#define MAX_PATCH_PARAMS 2e6
 
 /* piecewise-linear layer kinds (in EVAL mode); anything else cannot be repaired */
 static int pwl_kind(fg_layer_kind k)
@@ -174,12 +176,11 @@ static int reassure_supports(const fg_model *f0, const fg_fix_subject *s, char *
         return 0;
     }
     long d = (long)fg_shape_size(fg_model_node(f0, z)->out), C = fg_model_n_classes(f0);
-    long rows = hidden + 2 * d;
-    double nnz = (double)d * hidden * (4.0 * (double)C) + (double)rows * 3 * C;
-    if (d > MAX_DIM || rows > MAX_ROWS || nnz > MAX_NNZ) {
-        snprintf(reason, len, "the region LP at '%s' (%ld features, %ld rows, ~%.3g nonzeros) is "
-                 "over the size limit (%d features, %d rows, %.3g nonzeros)",
-                 fg_model_node(f0, z)->name, d, rows, nnz, MAX_DIM, MAX_ROWS, MAX_NNZ);
+    double per = (double)(hidden + C) * (double)d;
+    if (d > MAX_DIM || hidden > MAX_ROWS || per > MAX_PATCH_PARAMS) {
+        snprintf(reason, len, "a region at '%s' (%ld features, %d hidden rows, %.3g patch "
+                 "parameters) is over the size limit (%d features, %d rows, %.3g parameters)",
+                 fg_model_node(f0, z)->name, d, hidden, per, MAX_DIM, MAX_ROWS, MAX_PATCH_PARAMS);
         return 0;
     }
     return 1;
@@ -201,12 +202,7 @@ static void linearise(const fg_model *m, int z, const float *z0, int d, double *
                       double *v2)
 {
     const float *w = fg_model_params_c(m);
-    int rows = d, nh = 0;
-    for (int r = 0; r < d; r++) {
-        for (int q = 0; q < d; q++)
-            T[(size_t)r * d + q] = r == q;
-        v[r] = 0;
-    }
+    int rows = d, nh = 0, first = 1; /* before the first dense layer T is the identity */
     int o = fg_model_output(m);
     double *pre = NULL; /* rows of the last dense, whose signs a relu reads */
     for (int i = z + 1; i <= o; i++) {
@@ -214,7 +210,12 @@ static void linearise(const fg_model *m, int z, const float *z0, int d, double *
         if (L->kind == FG_LAYER_DENSE) {
             int out = L->out_c;
             const float *W = w + L->w_off;
-            for (int r = 0; r < out; r++) {
+            for (int r = 0; r < out && first; r++) {
+                for (int q = 0; q < d; q++)
+                    T2[(size_t)r * d + q] = W[(size_t)r * d + q];
+                v2[r] = L->b_off >= 0 ? w[L->b_off + r] : 0.0;
+            }
+            for (int r = 0; r < out && !first; r++) {
                 double *t = T2 + (size_t)r * d;
                 for (int q = 0; q < d; q++)
                     t[q] = 0;
@@ -233,6 +234,7 @@ static void linearise(const fg_model *m, int z, const float *z0, int d, double *
             tmp = v, v = v2, v2 = tmp;
             rows = out;
             pre = T;
+            first = 0;
         } else if (L->kind == FG_LAYER_RELU && pre) {
             for (int r = 0; r < rows; r++) {
                 const double *t = T + (size_t)r * d;
@@ -628,7 +630,8 @@ static int reassure_run(const fg_fix_ctx *ctx, fg_fix_result *res)
             if (x > hi[q]) hi[q] = x;
         }
     /* steps 3-5 per point */
-    int mrows = hidden + 2 * d, maxw = d;
+    /* the dual LP takes the box as rows, the others as column bounds */
+    int dual = (int)pv[P_SOLVER] == 2, mrows = hidden + (dual ? 2 * d : 0), maxw = 1;
     for (int i = z + 1; i <= o; i++)
         if (fg_model_node(f0, i)->kind == FG_LAYER_DENSE && fg_model_node(f0, i)->out_c > maxw)
             maxw = fg_model_node(f0, i)->out_c;
@@ -664,7 +667,7 @@ static int reassure_run(const fg_fix_ctx *ctx, fg_fix_result *res)
             continue;
         }
         /* the box rows */
-        for (int q = 0; q < d; q++) {
+        for (int q = 0; q < d && dual; q++) {
             double *r1 = A + (size_t)(hidden + 2 * q) * d, *r2 = r1 + d;
             memset(r1, 0, sizeof(double) * (size_t)2 * d);
             r1[q] = 1, b[hidden + 2 * q] = hi[q];

@@ -401,7 +401,7 @@ Test(reassure, supports)
         /* no hidden relu: one linear region */
         "input c=2 h=1 w=1; dense out=3",
         /* over the size limit */
-        "input c=5000 h=1 w=1; dense out=8; relu; dense out=3",
+        "input c=10000 h=1 w=1; dense out=8; relu; dense out=3",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(fg_model_parse(bad[i], "bad", &m), FG_OK, "%s", fg_errmsg());

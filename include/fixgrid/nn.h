@@ -34,6 +34,8 @@
  *     add in=a,b                       element-wise sum (residual)
  *     concat in=a,b                    channel concatenation
  *     scale                            per-channel affine (gamma, beta), identity at init
+ *     patch rows=M [gamma=1] in=z,y    y + a REASSURE patch network on z (a polytope of M
+ *                                      rows): y where z is outside its support
  * Every node takes optional `name=NAME` (default "l<index>") and `in=NAME[,NAME]`.
  * `poff=N` and `soff=N` place a node's parameters (weight then bias) and state
  * at those offsets of the flat buffers; the canonical text of a model grown by
@@ -65,7 +67,8 @@
     X(CONCAT, "concat")                                                                            \
     X(FLATTEN, "flatten")                                                                          \
     X(DROPOUT, "dropout")                                                                          \
-    X(SCALE, "scale")
+    X(SCALE, "scale")                                                                              \
+    X(PATCH, "patch")
 
 typedef enum {
 #define FG_X(e, s) FG_LAYER_##e,
@@ -95,6 +98,8 @@ typedef struct {
     /* hyper-parameters (unused ones are 0) */
     int out_c, k, stride, pad, has_bias;
     float eps, momentum, p;
+    int rows;    /* patch: rows of its polytope */
+    float gamma; /* patch: sharpness of its support network */
     /* offsets into the flat buffers, -1 when absent */
     long w_off, b_off; /* params/grads: weight, bias (BN, SCALE: gamma, beta) */
     long n_w, n_b;

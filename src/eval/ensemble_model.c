@@ -38,21 +38,29 @@ static void softmax_t(const float *z, float *p, int n, int k, float T)
 }
 
 /* A clone of m with "dropout p=rate" on the input of its final dense node;
- * *cut receives the node whose activation feeds the dropout. */
+ * *cut receives the node the stochastic passes re-run from. A model with
+ * patch nodes after that dense layer (REASSURE) gets the dropout on the
+ * dense layer's input all the same; its patches read an earlier feature
+ * node, so the passes re-run from the latest cut before the dropout. */
 static int dropout_clone(const fg_model *m, float rate, fg_rng *rng, fg_model **out, int *cut)
 {
     *out = NULL;
     int o = fg_model_output(m);
+    while (o > 0 && fg_model_node(m, o)->kind == FG_LAYER_PATCH)
+        o = fg_model_node(m, o)->in[1];
     const fg_layer *last = fg_model_node(m, o);
     if (last->kind != FG_LAYER_DENSE)
         return fg_err(FG_ERR_UNSUPPORTED, "MC dropout: the output node '%s' is %s, not dense",
                       last->name, fg_layer_kind_name(last->kind));
-    int a = last->in[0];
-    if (!fg_model_is_cut(m, a))
+    int a = last->in[0], from = a;
+    if (o != fg_model_output(m))
+        while (from > 0 && !fg_model_is_cut(m, from))
+            from--;
+    if (!fg_model_is_cut(m, from))
         return fg_err(FG_ERR_UNSUPPORTED,
                       "MC dropout: a node after '%s' reads an earlier node; cannot re-run the head",
                       fg_model_node(m, a)->name);
-    for (int i = a + 1; i < o; i++)
+    for (int i = from + 1; i < fg_model_n_nodes(m); i++)
         if (fg_model_node(m, i)->kind == FG_LAYER_BN ||
             fg_model_node(m, i)->kind == FG_LAYER_DROPOUT)
             return fg_err(FG_ERR_UNSUPPORTED,
@@ -68,7 +76,8 @@ static int dropout_clone(const fg_model *m, float rate, fg_rng *rng, fg_model **
         return status;
     }
     *out = c;
-    *cut = a;
+    /* the insertion shifts later nodes by one; from <= a keeps its index */
+    *cut = from;
     return FG_OK;
 }
 

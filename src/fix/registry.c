@@ -21,6 +21,7 @@
     X(editable)                \
     /* layer level */          \
     X(threem)                  \
+    X(reassure)                \
     /* neuron level */         \
     X(irepair)                 \
     X(inner)                   \

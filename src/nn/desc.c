@@ -81,6 +81,8 @@ static int apply_key(fg_layer *L, const char *k, size_t klen, const char *v, siz
     if (KEY("s")) return parse_int(v, vlen, &L->stride);
     if (KEY("p")) return parse_int(v, vlen, &L->pad);
     if (KEY("bias")) return parse_int(v, vlen, &L->has_bias);
+    if (KEY("rows")) return parse_int(v, vlen, &L->rows);
+    if (KEY("gamma")) return parse_float(v, vlen, &L->gamma);
     if (KEY("c")) return parse_int(v, vlen, &L->out.c);
     if (KEY("h")) return parse_int(v, vlen, &L->out.h);
     if (KEY("w")) return parse_int(v, vlen, &L->out.w);

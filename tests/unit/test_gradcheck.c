@@ -43,6 +43,12 @@ static const gc_case cases[FG_LAYER_COUNT][MAX_CASES] = {
     [FG_LAYER_DROPOUT] = {{"input c=2 h=3 w=3; dropout p=0.3", FG_MODE_TRAIN, 3},
                           {"input c=2 h=3 w=3; dropout p=0.3", FG_MODE_EVAL, 3}},
     [FG_LAYER_SCALE] = {{"input c=3 h=2 w=2; scale", FG_MODE_TRAIN, 2}},
+    /* random parameters put the support g of some samples strictly between 0
+     * and 1 (gamma 0.5 widens the soft boundary), so every branch is checked */
+    [FG_LAYER_PATCH] = {{"input c=3 h=1 w=1 name=x; dense out=2 name=y; patch rows=2 gamma=0.5 in=x,y",
+                         FG_MODE_EVAL, 4},
+                        {"input c=2 h=2 w=1 name=x; flatten name=f; dense out=3 name=y; patch rows=3 gamma=2 in=f,y",
+                         FG_MODE_EVAL, 3}},
 };
 
 /* Build the case, randomise parameters and state away from their identity

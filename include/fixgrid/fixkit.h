@@ -9,7 +9,9 @@
  *  - fix_train.h     training steps for approaches: custom loss, per-parameter
  *                    mask, composed datasets; pixel-space views of inputs;
  *  - fix_slice.h     dynamic slicing: gradient sensitivity of layers, top-k slice mask (IRepair);
- *  - fix_attrib.h    model probes, probe anomaly of layers, neuron routing (INNER).
+ *  - fix_attrib.h    model probes, probe anomaly of layers, neuron routing (INNER);
+ *  - fix_lrp.h       layer-wise relevance propagation heat maps (HUDD);
+ *  - fix_cluster.h   Ward agglomerative clustering, WICD per k, knee rule (HUDD).
  *
  * Every random draw comes from an fg_rng the caller passes. Searches MAXIMISE
  * their fitness; a minimising cost is passed negated. Nothing is collective.
@@ -21,6 +23,7 @@
 
 #include "fixgrid/fix_attrib.h"
 #include "fixgrid/fix_localise.h"
+#include "fixgrid/fix_lrp.h"
 #include "fixgrid/fix_search.h"
 #include "fixgrid/fix_sets.h"
 #include "fixgrid/fix_slice.h"

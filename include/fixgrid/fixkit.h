@@ -22,6 +22,7 @@
 #define FIXGRID_FIXKIT_H
 
 #include "fixgrid/fix_attrib.h"
+#include "fixgrid/fix_cluster.h"
 #include "fixgrid/fix_localise.h"
 #include "fixgrid/fix_lrp.h"
 #include "fixgrid/fix_search.h"

@@ -18,6 +18,7 @@
     X(external)                \
     /* model level */          \
     X(apricot)                 \
+    X(hudd)                    \
     /* layer level */          \
     X(threem)                  \
     /* neuron level */         \

@@ -19,6 +19,7 @@
     /* model level */          \
     X(apricot)                 \
     X(hudd)                    \
+    X(hybridrepair)            \
     /* layer level */          \
     X(threem)                  \
     /* neuron level */         \

@@ -132,3 +132,66 @@ Test(hudd, retraining_on_the_unsafe_set_lifts_both_failing_modes)
     fg_model_free(res.f1);
     teardown_fx(&f);
 }
+
+/* "labels N/B" from HR's note */
+static void labels_read(const fg_fix_result *res, long *n, long *b)
+{
+    const char *p = strstr(res->note, "labels ");
+    cr_assert_not_null(p, "no label count in the note: %s", res->note);
+    cr_assert_eq(sscanf(p, "labels %ld/%ld", n, b), 2, "%s", res->note);
+}
+
+static int run_hr(fixture *f, const char *key, double v, fg_fix_result *res)
+{
+    const fg_fix_approach *a = fg_fix_find("HR");
+    cr_assert_not_null(a);
+    double pv[FG_FIX_MAX_PARAMS];
+    /* the cpu preset (4 views, 2 warm-up epochs), with three toy adaptations: the pool is
+     * 600 inputs, so 10% (60 labels); 8 repair epochs at lr 3e-3 (a repair epoch is ~20
+     * steps here); mixup damped (alpha 0.01): the inverted mode is an intensity flip, and
+     * mixing a normal image with an inverted view under the normal image's unmixed label
+     * (as the code does) teaches the toy net the wrong thing at alpha 0.75 */
+    fg_fix_param_defaults(a, 1, pv);
+    pv[fg_fix_param_index(a, "budget")] = 0.1;
+    pv[fg_fix_param_index(a, "epochs")] = 8;
+    pv[fg_fix_param_index(a, "lr")] = 0.003;
+    pv[fg_fix_param_index(a, "alpha")] = 0.01;
+    if (key) pv[fg_fix_param_index(a, key)] = v;
+    return toyimg_run("HR", 1, pv, f->f0, &f->tr, &f->val, &f->rep, 9, res);
+}
+
+Test(hybridrepair, lifts_both_failing_modes_within_its_label_budget)
+{
+    fixture f;
+    setup_fx(&f);
+    fg_fix_result res;
+    cr_assert_eq(run_hr(&f, NULL, 0, &res), FG_OK, "%s", fg_errmsg());
+    double s0 = acc(f.f0, &f.test_sh), s1 = acc(res.f1, &f.test_sh);
+    double i0 = acc(f.f0, &f.test_inv), i1 = acc(res.f1, &f.test_inv);
+    cr_log_info("HR shifted %.1f -> %.1f, inverted %.1f -> %.1f (%s)", s0, s1, i0, i1, res.note);
+    cr_assert_gt(s1, s0 + 5, "shifted %.1f -> %.1f (%s)", s0, s1, res.note);
+    cr_assert_gt(i1, i0 + 5, "inverted %.1f -> %.1f (%s)", i0, i1, res.note);
+    long n, b;
+    labels_read(&res, &n, &b);
+    cr_assert_eq(b, 60, "budget 10%% of 600 is 60 labels, got %ld", b);
+    cr_assert_leq(n, b, "read %ld labels over a budget of %ld", n, b);
+    cr_assert_eq(n, b, "the budget should be spent: %ld of %ld", n, b);
+    fg_model_free(res.f1);
+    teardown_fx(&f);
+}
+
+/* Negative control: reading every selected member's label (no propagation) is a budget
+ * bypass; the counted oracle sees the reads and the check above fails on it. */
+Test(hybridrepair, a_budget_bypass_is_counted)
+{
+    fixture f;
+    setup_fx(&f);
+    fg_fix_result res;
+    cr_assert_eq(run_hr(&f, "label_members", 1, &res), FG_OK, "%s", fg_errmsg());
+    long n, b;
+    labels_read(&res, &n, &b);
+    cr_assert_gt(n, b, "the bypass read %ld labels, budget %ld: not detected", n, b);
+    cr_assert(strstr(res.variant, "label_members"), "%s", res.variant);
+    fg_model_free(res.f1);
+    teardown_fx(&f);
+}

@@ -30,7 +30,8 @@
  *     current model classifies correctly), SGD lr 1e-3, momentum 0.9, weight
  *     decay 5e-4.
  *  8. `epochs` repair epochs, each: (a) one epoch on replay + S_L with
- *     label-smoothed CE (0.1); (b) max(|replay|, |D_unl|) / 64 MixMatch-like
+ *     label-smoothed CE (0.1: the true class 0.9, the others 0.1 / (K-1), as
+ *     the code's smooth_one_hot); (b) max(|replay|, |D_unl|) / 64 MixMatch-like
  *     steps: 64 replay inputs, 64 pool inputs drawn with replacement by w,
  *     each with its plain and augmented views; targets sharpen(mean softmax,
  *     T) (S_L: its smoothed label); mixup of the concatenation with a random
@@ -40,6 +41,13 @@
  *     targets; (c) u and w recomputed with the current model (tau kept).
  *  9. Label-free model selection: the epoch with the smallest summed u.
  *
+ * Read in cure-lab/HybridRepair selection.py (2026-12-03): the AugMix `aug`
+ * (width 1, depth 1-3, severity 3, m ~ Beta(1, 1)), retrain_model_under_test
+ * (the MixMatch pass: sharpened mean of the views at T 0.5, S_L rows replaced
+ * by smooth_one_hot, mixup of [labelled; views] with Beta(0.75, 0.75) and
+ * max(l, 1-l), CE of the first rows to the unmixed labels + lam * mean of the
+ * squared error over rows and classes, lam constant (no ramp-up), steps
+ * max(|labelled|, |unlabelled|) / 64, weighted sampling with replacement).
  * Follows the code: unsmoothness by augmented views, penultimate features
  * option, K with average cluster size 10, centre labelling and propagation,
  * ranking by summed u, density-based tau, weighted sampling with
@@ -436,7 +444,7 @@ static float hr_sup_loss(void *user, const float *z, const int *y, const int *po
         float *g = dz + (size_t)i * k;
         fg_softmax(z + (size_t)i * k, g, 1, k);
         for (int j = 0; j < k; j++) {
-            float t = (j == y[i] ? 1.0f - c->smooth : 0.0f) + c->smooth / (float)k;
+            float t = j == y[i] ? 1.0f - c->smooth : c->smooth / (float)(k - 1);
             L -= t * log(fmax((double)g[j], 1e-30)) / n;
             g[j] = (g[j] - t) / (float)n;
         }
@@ -674,7 +682,7 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
             for (int i = 0; i < HR_B; i++) {
                 float *q = pq + (size_t)i * k;
                 if (plab[ub[i]] >= 0) {
-                    for (int j = 0; j < k; j++) q[j] = (j == plab[ub[i]] ? 1.0f - sc.smooth : 0.0f) + sc.smooth / (float)k;
+                    for (int j = 0; j < k; j++) q[j] = j == plab[ub[i]] ? 1.0f - sc.smooth : sc.smooth / (float)(k - 1);
                 } else { /* sharpen */
                     double z = 0;
                     for (int j = 0; j < k; j++) q[j] = powf(q[j], 1.0f / (float)pv[P_T]), z += q[j];

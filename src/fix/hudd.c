@@ -52,7 +52,7 @@
  *  - `tabular=hidden-layers` on table subjects: the input layer is no
  *    candidate (z+ needs non-negative inputs). HUDD stays applicable there:
  *    relevance of hidden neurons is well defined, only its images are not.
- *  - epochs 10 (the toolset takes them from the user), cpu preset 1 epoch and
+ *  - epochs 10 (the toolset takes them from the user), cpu preset 5 epochs and
  *    at most 400 clustered errors (budget only). */
 #include "fixgrid/fix_cluster.h"
 #include "fixgrid/fix_hudd.h"
@@ -70,7 +70,7 @@ static const fg_fix_param params[P_COUNT] = {
     [P_MAX_CLUSTERS] = {"max_clusters", FG_PARAM_INT, 20, NAN, 2, 1000, NULL, "largest k tried by the WICD/knee rule"},
     [P_IMP_FRACTION] = {"imp_fraction", FG_PARAM_FLOAT, 0.5, NAN, 0.05, 0.95, NULL, "share of the repair split held apart as the improvement set"},
     [P_MAX_ERRORS] = {"max_errors", FG_PARAM_INT, 0, 400, 0, 1e9, NULL, "error-inducing inputs clustered (a seeded sample; 0 = all)"},
-    [P_EPOCHS] = {"epochs", FG_PARAM_INT, 10, 1, 1, 100000, NULL, "retraining epochs over train + unsafe set"},
+    [P_EPOCHS] = {"epochs", FG_PARAM_INT, 10, 5, 1, 100000, NULL, "retraining epochs over train + unsafe set"},
     [P_LR] = {"lr", FG_PARAM_FLOAT, 1e-3, NAN, 1e-9, 10, NULL, "retraining SGD learning rate (momentum 0.9, weight decay 5e-4)"},
     [P_BATCH] = {"batch", FG_PARAM_INT, 64, NAN, 1, 65536, NULL, "retraining minibatch"},
     [P_QUOTA] = {"quota", FG_PARAM_FLOAT, 2, NAN, 0.1, 100, NULL, "ClosestU quota U_c = quota x |c| (bagging keeps 1 x |c|)"},

@@ -520,7 +520,8 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
     int *idx = fg_xmalloc(sizeof(int) * (size_t)n), *assign = fg_xmalloc(sizeof(int) * (size_t)n);
     int *replay = fg_xmalloc(sizeof(int) * (size_t)tr->n), *refrows = NULL, *centre = NULL;
     fg_dataset sl = {0};
-    float *xb = NULL, *tb = NULL, *pq = NULL, *xv = NULL;
+    float *xb = NULL, *tb = NULL, *pq = NULL, *xv = NULL, *xmix = NULL, *tmix = NULL;
+    double *cw = NULL;
     int *yl = NULL, *perm = NULL, *ub = NULL, *lab_rows = NULL;
     fg_model_reserve(m, 256);
     /* 1-2. unsmoothness and features */
@@ -632,8 +633,8 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
     xv = fg_xfloats((size_t)HR_B * V * dim);
     yl = fg_xmalloc(sizeof(int) * (size_t)NB), perm = fg_xmalloc(sizeof(int) * (size_t)NB);
     ub = fg_xmalloc(sizeof(int) * HR_B);
-    float *xmix = fg_xfloats((size_t)NB * dim), *tmix = fg_xfloats((size_t)NB * k);
-    double *cw = fg_xmalloc(sizeof(double) * (size_t)n);
+    xmix = fg_xfloats((size_t)NB * dim), tmix = fg_xfloats((size_t)NB * k);
+    cw = fg_xmalloc(sizeof(double) * (size_t)n);
     hr_ssl_ctx ssl = {.n_l = HR_B, .y_l = yl, .t = tmix, .lambda = (float)pv[P_LAMBDA_U]};
     fg_fix_step semi = {.optim = o, .lr = r.lr, .loss = hr_ssl_loss, .loss_user = &ssl, .mode = FG_MODE_TRAIN};
     double best_u = DBL_MAX;
@@ -646,10 +647,7 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
         fg_fix_pool_init(&p);
         if (nr > 0) fg_fix_pool_add(&p, tr, replay, nr);
         if (n_sl > 0) fg_fix_pool_add(&p, &sl, NULL, 0);
-        if (p.n > 0 && (rc = fg_fix_train_epoch(m, &sup, &p, HR_B, rng, ctx->cancel, NULL))) {
-            free(xmix), free(tmix), free(cw);
-            goto cleanup;
-        }
+        if (p.n > 0 && (rc = fg_fix_train_epoch(m, &sup, &p, HR_B, rng, ctx->cancel, NULL))) goto cleanup;
         /* (b) the MixMatch-like pass */
         nr = hr_replay(m, tr, replay);
         double wsum = 0;
@@ -706,10 +704,7 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
             }
             if ((rc = fg_fix_train_batch(m, &semi, xmix, yl, NULL, NB, NULL))) break;
         }
-        if (rc) {
-            free(xmix), free(tmix), free(cw);
-            goto cleanup;
-        }
+        if (rc) goto cleanup;
         /* (c) dynamic weights; 9. selection by summed pool entropy */
         double su = hr_unsmoothness(m, subj, pool, views, rng, u);
         for (int i = 0; i < n; i++) w[i] = plab[i] >= 0 ? 1.0 : (u[i] <= tau ? 1.0 - u[i] : 0.0);
@@ -721,7 +716,6 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
         }
         if (ctx->progress) ctx->progress(ctx->progress_user, 0.1 + 0.9 * (e + 1.0) / epochs, "epoch");
     }
-    free(xmix), free(tmix), free(cw);
     const float *pa = fg_model_params_c(ctx->f0), *pb = fg_model_params_c(best);
     for (size_t i = 0; i < fg_model_n_params(best); i++) res->weights_changed += pa[i] != pb[i];
     snprintf(res->note, sizeof res->note,
@@ -735,6 +729,7 @@ cleanup:
     fg_model_free(best);
     free(u), free(w), free(F), free(noise), free(plab), free(idx), free(assign), free(replay), free(refrows), free(centre);
     free(sl.x), free(sl.y), free(xb), free(tb), free(pq), free(xv), free(yl), free(perm), free(ub), free(lab_rows);
+    free(xmix), free(tmix), free(cw);
     return rc;
 }
 

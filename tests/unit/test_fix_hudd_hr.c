@@ -91,6 +91,8 @@ Test(hudd, root_cause_clusters_separate_the_two_planted_failure_modes)
     fg_hudd_distances(rmaps, n, rmaps, n, dim, D);
     int kr = fg_cluster_hudd(D, n, 20, lab, NULL, NULL);
     double pr = purity(lab, mode, n, kr);
+    cr_log_info("HUDD clusters: %d failures, k %d at %s, purity %.3f; random heat maps: k %d, purity %.3f", n, k,
+                fg_model_node(m, node)->name, p, kr, pr);
     cr_assert_lt(pr, PURITY_MIN, "random heat maps reached purity %.3f (k %d)", pr, kr);
     free(rmaps), free(D), free(lab), free(x), free(mode);
     fg_model_free(m);

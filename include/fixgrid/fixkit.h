@@ -12,6 +12,8 @@
  *  - fix_attrib.h    model probes, probe anomaly of layers, neuron routing (INNER);
  *  - fix_edit.h      Editable Training's editor over the last dense layer and the
  *                    exact gradient of its objective through the edit steps (ET).
+ *  - fix_lrp.h       layer-wise relevance propagation heat maps (HUDD);
+ *  - fix_cluster.h   Ward agglomerative clustering, WICD per k, knee rule (HUDD).
  *
  * Every random draw comes from an fg_rng the caller passes. Searches MAXIMISE
  * their fitness; a minimising cost is passed negated. Nothing is collective.
@@ -22,8 +24,10 @@
 #define FIXGRID_FIXKIT_H
 
 #include "fixgrid/fix_attrib.h"
+#include "fixgrid/fix_cluster.h"
 #include "fixgrid/fix_edit.h"
 #include "fixgrid/fix_localise.h"
+#include "fixgrid/fix_lrp.h"
 #include "fixgrid/fix_search.h"
 #include "fixgrid/fix_sets.h"
 #include "fixgrid/fix_slice.h"

@@ -19,6 +19,8 @@
     /* model level */          \
     X(apricot)                 \
     X(editable)                \
+    X(hudd)                    \
+    X(hybridrepair)            \
     /* layer level */          \
     X(threem)                  \
     X(reassure)                \

@@ -62,3 +62,36 @@ Test(fuzz_regress, csv_number_beyond_float_range)
     cr_assert_eq(d.n, 2);
     fg_dataset_free(&d);
 }
+
+/* fuzz_desc: sizes beyond int (input c*h*w, flatten's cast, conv's
+ * out x c x k x k) wrapped or led to allocations of terabytes; now each is a
+ * line naming the description's line, and the largest zoo model still fits. */
+Test(fuzz_regress, desc_sizes_are_bounded)
+{
+    static const char *const bad[][2] = {
+        {"input c=1000000 h=1000000 w=1000000\nflatten\ndense out=2\n",
+         "x.desc:1: input output 1000000x1000000x1000000 is too large"},
+        {"input c=1 h=2000000000 w=1\ndense out=2\n", "x.desc:1: bad value '2000000000' for h"},
+        {"input c=64 h=1024 w=1024\nconv out=1000000 k=3 p=1\n",
+         "x.desc:2: conv with 1000000 x 64 x 3 x 3 weights is over the limit"},
+        {"input c=1 h=8192 w=8192\ndense out=8192\n",
+         "x.desc:2: dense has 549755822080 parameters, more than the limit"},
+        {"input c=1 h=1 w=32768\ndense out=4096\ndense out=32768\n",
+         "x.desc: the model has 268472320 parameters"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        fg_model *m = NULL;
+        size_t np, ns;
+        cr_assert_eq(fg_model_desc_counts(bad[i][0], "x.desc", &np, &ns), FG_ERR_FORMAT,
+                     "accepted: %s", bad[i][0]);
+        cr_assert(strstr(fg_errmsg(), bad[i][1]), "got '%s', want '%s'", fg_errmsg(), bad[i][1]);
+        cr_assert_eq(fg_model_parse(bad[i][0], "x.desc", &m), FG_ERR_FORMAT);
+        cr_assert_null(m);
+    }
+    size_t np = 0, ns = 0;
+    cr_assert_eq(fg_model_desc_counts("input c=3 h=32 w=32\nconv out=64 k=3 p=1\nflatten\n"
+                                      "dense out=10\n",
+                                      "ok", &np, &ns),
+                 FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(np, (size_t)(64 * 3 * 9 + 64 + 65536 * 10 + 10));
+}

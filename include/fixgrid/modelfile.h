@@ -210,14 +210,14 @@ int fg_store_prepare(const char *root, const char *key, fg_store_build_fn build,
 /* ---- the store manifest: "<root>/<key>/manifest" ----
  * One "key=value" per line (keys: [A-Za-z0-9_.-]+, values without newlines;
  * no duplicate keys). Known fields: key, file, version, params, bytes (the
- * model file's size), fnv1a64 (16 hex digits: fg_hash64 of the file's
+ * model file's size), hash64 (16 hex digits: fg_hash64 of the file's
  * bytes), created_unix, then the caller's metadata (fixgrid.subject, ...).
- * Manifests written before the checksum existed lack bytes and fnv1a64. */
+ * Manifests written before the checksum existed lack bytes and hash64. */
 typedef struct {
     int n;
     char **keys, **values; /* n each, owned */
-    int has_sum;           /* bytes and fnv1a64 both present */
-    uint64_t bytes, fnv1a64;
+    int has_sum;           /* bytes and hash64 both present */
+    uint64_t bytes, hash64;
 } fg_store_manifest;
 /* Parse text[0..len) (need not be NUL-terminated); src names it in errors,
  * which read "SRC:LINE: message" (FG_ERR_FORMAT). On error *out is empty. */

@@ -11,13 +11,14 @@
  * model.safetensors is renamed into place before the manifest, so its
  * presence means "complete".
  *
- * Integrity: the manifest records the model file's size and fg_hash64
- * checksum (FNV-1a 64: it is there to catch a truncated or bit-flipped file,
- * not tampering). A model that fails the check is never used: it is moved
- * aside and the original is retrained (the store is a cache of deterministic
- * training, so retraining gives the same model). A file without a checksum
- * (a store from before, or a kill between the model's rename and the
- * manifest's) is checked by the strict reader and its checksum recorded.
+ * Integrity: the manifest records the model file's size and checksum
+ * (hash64: fg_hash64, FNV-1a 64 with a final avalanche; it is there to catch
+ * a truncated or bit-flipped file, not tampering). A model that fails the
+ * check is never used: it is moved aside and the original is retrained (the
+ * store is a cache of deterministic training, so retraining gives the same
+ * model). A file without a checksum (a store from before, or a kill between
+ * the model's rename and the manifest's) is checked by the strict reader
+ * and its checksum recorded.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* flock */
@@ -219,7 +220,7 @@ static int write_manifest(const char *root, const char *key, const fg_model *m,
     snprintf(created, sizeof created, "%lld", (long long)time(NULL));
     snprintf(nbytes, sizeof nbytes, "%llu", (unsigned long long)bytes);
     fg_hash_hex(sum, hex);
-    const char *kv1[] = {"params",       params, "bytes", nbytes, "fnv1a64", hex,
+    const char *kv1[] = {"params",       params, "bytes", nbytes, "hash64", hex,
                          "created_unix", created_keep ? created_keep : created, NULL};
     const char *const *lists[] = {kv0, kv1, meta_kv};
     for (int l = 0; l < 3; l++) {
@@ -338,8 +339,8 @@ int fg_store_manifest_parse(const char *text, size_t len, const char *src, fg_st
         if (!strcmp(k, "bytes")) {
             bad = parse_u64_dec(v, &out->bytes);
             have_bytes = !bad;
-        } else if (!strcmp(k, "fnv1a64")) {
-            bad = parse_hex16(v, &out->fnv1a64);
+        } else if (!strcmp(k, "hash64")) {
+            bad = parse_hex16(v, &out->hash64);
             have_sum = !bad;
         }
         if (bad) {
@@ -421,15 +422,15 @@ int fg_store_verify(const char *root, const char *key)
         rc = fg_err(FG_ERR_NOTFOUND, "%s: no checksum (written before fixgrid kept one)", mpath);
     } else if ((rc = fg_store_file_sum(path, &bytes, &sum)) == FG_OK) {
         char want[17], got[17];
-        fg_hash_hex(man.fnv1a64, want);
+        fg_hash_hex(man.hash64, want);
         fg_hash_hex(sum, got);
         if (bytes != man.bytes)
             rc = fg_err(FG_ERR_FORMAT,
                         "%s: %llu bytes, but the manifest says %llu (truncated or overwritten)",
                         path, (unsigned long long)bytes, (unsigned long long)man.bytes);
-        else if (sum != man.fnv1a64)
+        else if (sum != man.hash64)
             rc = fg_err(FG_ERR_FORMAT,
-                        "%s: checksum fnv1a64 %s, but the manifest says %s (the file changed "
+                        "%s: checksum hash64 %s, but the manifest says %s (the file changed "
                         "on disk)",
                         path, got, want);
     }

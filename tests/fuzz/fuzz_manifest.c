@@ -1,7 +1,7 @@
 /* The store manifest (<store>/<key>/manifest): parsed from the file as
  * fg_store_verify reads it. A manifest that parses has distinct keys, each
  * found by fg_store_manifest_get, and a checksum only when both bytes and
- * fnv1a64 were given. */
+ * hash64 were given. */
 #include "fuzz.h"
 
 #include "fixgrid/modelfile.h"
@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_check(fg_store_manifest_get(&m, m.keys[i]) == m.values[i], "key %d lookup", i);
         }
         fuzz_check(m.has_sum == (fg_store_manifest_get(&m, "bytes") &&
-                                 fg_store_manifest_get(&m, "fnv1a64")),
+                                 fg_store_manifest_get(&m, "hash64")),
                    "has_sum %d", m.has_sum);
     } else {
         fuzz_check(m.n == 0 && !m.keys, "error left %d entries", m.n);

@@ -42,15 +42,19 @@ def idx_labels(labels):
     return struct.pack(">II", 0x801, len(labels)) + bytes(labels)
 
 
-def fnv1a64(b):
+def fg_hash64(b):
+    """util's fg_hash64: FNV-1a 64 with a final avalanche (as tests/mpi/check.py)."""
+    m = 0xFFFFFFFFFFFFFFFF
     h = 0xCBF29CE484222325
     for c in b:
-        h = ((h ^ c) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
+        h = ((h ^ c) * 0x100000001B3) & m
+    h = ((h ^ (h >> 33)) * 0xFF51AFD7ED558CCD) & m
+    h = ((h ^ (h >> 33)) * 0xC4CEB9FE1A85EC53) & m
+    return h ^ (h >> 33)
 
 
 def ledger_line(rec):
-    return "%s\tcrc=%016x\n" % (rec, fnv1a64(rec.encode()))
+    return "%s\tcrc=%016x\n" % (rec, fg_hash64(rec.encode()))
 
 
 def safetensors(tensors, meta):
@@ -143,7 +147,7 @@ def main():
     put(out, "ledger", "rerun", b"\x00" + "\n".join(recs + [recs[2].replace("acc=80.5", "acc=81")]).encode())
     # store manifest (fuzz_manifest): a manifest as fg_store_prepare writes it
     put(out, "manifest", "manifest", "key=05e2817d09234527\nfile=model.safetensors\nversion=0.1.0\n"
-        "params=468202\nbytes=1874004\nfnv1a64=1234567890abcdef\ncreated_unix=1796299982\n"
+        "params=468202\nbytes=1874004\nhash64=1234567890abcdef\ncreated_unix=1796299982\n"
         "fixgrid.subject=fmnist-vgg\nfixgrid.seed=1\n")
 
 

@@ -144,7 +144,7 @@ Test(store_faults, manifest_records_size_and_checksum)
     cr_assert_eq(fg_store_file_sum(path, &bytes, &sum), FG_OK);
     cr_assert(man.has_sum);
     cr_assert_eq(man.bytes, bytes);
-    cr_assert_eq(man.fnv1a64, sum);
+    cr_assert_eq(man.hash64, sum);
     cr_assert_str_eq(fg_store_manifest_get(&man, "fixgrid.subject"), "toy");
     cr_assert_str_eq(fg_store_manifest_get(&man, "key"), key);
     fg_store_manifest_free(&man);
@@ -202,7 +202,7 @@ static void strip_checksum(void)
     cr_assert_eq(fg_store_manifest_read(mp, &man), FG_OK);
     FILE *f = fopen(mp, "w");
     for (int i = 0; i < man.n; i++)
-        if (strcmp(man.keys[i], "bytes") && strcmp(man.keys[i], "fnv1a64"))
+        if (strcmp(man.keys[i], "bytes") && strcmp(man.keys[i], "hash64"))
             fprintf(f, "%s=%s\n", man.keys[i], man.values[i]);
     fclose(f);
     fg_store_manifest_free(&man);
@@ -258,7 +258,7 @@ Test(store_faults, matching_checksum_but_unreadable_is_refused)
     cr_assert_eq(fg_store_file_sum(path, &bytes, &sum), FG_OK);
     char hex[17], text[256];
     fg_hash_hex(sum, hex);
-    snprintf(text, sizeof text, "key=%s\nbytes=%llu\nfnv1a64=%s\n", key, (unsigned long long)bytes,
+    snprintf(text, sizeof text, "key=%s\nbytes=%llu\nhash64=%s\n", key, (unsigned long long)bytes,
              hex);
     cr_assert_eq(fg_file_write_atomic(mp, text, strlen(text)), FG_OK);
     fg_model *m = NULL;
@@ -279,8 +279,8 @@ Test(store_faults, malformed_manifest_lines)
         {"=x\n", "m:1: expected key=value"},
         {"bytes=12x\n", "m:1: bytes: '12x' is not a byte count"},
         {"bytes=99999999999999999999\n", "is not a byte count"},
-        {"fnv1a64=0123\n", "m:1: fnv1a64: '0123' is not 16 lowercase hex digits"},
-        {"fnv1a64=0123456789ABCDEF\n", "is not 16 lowercase hex digits"},
+        {"hash64=0123\n", "m:1: hash64: '0123' is not 16 lowercase hex digits"},
+        {"hash64=0123456789ABCDEF\n", "is not 16 lowercase hex digits"},
         {"a=1\na=2\n", "m:2: key 'a' given twice"},
         {"k y=1\n", "m:1: bad character in the key 'k y'"},
     };
@@ -290,11 +290,11 @@ Test(store_faults, malformed_manifest_lines)
         cr_assert(strstr(fg_errmsg(), bad[i][1]), "'%s': got '%s'", bad[i][0], fg_errmsg());
         cr_assert_eq(m.n, 0);
     }
-    const char *good = "key=k\nbytes=18446744073709551615\nfnv1a64=0123456789abcdef\n\nx=a=b";
+    const char *good = "key=k\nbytes=18446744073709551615\nhash64=0123456789abcdef\n\nx=a=b";
     cr_assert_eq(fg_store_manifest_parse(good, strlen(good), "m", &m), FG_OK, "%s", fg_errmsg());
     cr_assert(m.has_sum);
     cr_assert_eq(m.bytes, UINT64_MAX);
-    cr_assert_eq(m.fnv1a64, 0x0123456789abcdefULL);
+    cr_assert_eq(m.hash64, 0x0123456789abcdefULL);
     cr_assert_str_eq(fg_store_manifest_get(&m, "x"), "a=b");
     fg_store_manifest_free(&m);
 }

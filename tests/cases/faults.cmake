@@ -7,3 +7,8 @@ foreach(t concurrent diskfull)
   set_tests_properties(runner_${t} PROPERTIES LABELS integration TIMEOUT 180 SKIP_RETURN_CODE 77
                        RESOURCE_LOCK fg_mpi ENVIRONMENT "${FG_TEST_ENV}")
 endforeach()
+# Sanitizer runs of the MPI commands (label sanitize: scripts/setup --test
+# --sanitize runs it with the unit tests; other builds skip it)
+add_test(NAME runner_sanitize COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/sanitize.sh)
+set_tests_properties(runner_sanitize PROPERTIES LABELS sanitize TIMEOUT 600 SKIP_RETURN_CODE 77
+                     RESOURCE_LOCK fg_mpi ENVIRONMENT "${FG_TEST_ENV}")

@@ -11,10 +11,10 @@ out=$(outdir_of exp.yaml)
 FG_TEST_SLEEP_MS=2000 "$FG_EXE" run exp.yaml 2> run1.txt &
 first=$!
 for _ in $(seq 1 200); do
-    grep -q '^pid=' "$out/.run.lock" 2> /dev/null && break
+    grep -q "^pid=$first " "$out/.run.lock" 2> /dev/null && break
     sleep 0.05
 done
-grep -q '^pid=' "$out/.run.lock" || fail "the first run never recorded itself in $out/.run.lock"
+grep -q "^pid=$first " "$out/.run.lock" || fail "the first run (pid $first) never recorded itself in $out/.run.lock"
 holder=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' "$out/.run.lock")
 kill -0 "$holder" 2> /dev/null || fail "the lock names pid $holder, which is not running"
 cp "$out/ledger.tsv" before.tsv 2> /dev/null || : > before.tsv

@@ -2,7 +2,8 @@
 #   concurrent  a second run on one results directory refuses, naming the first
 #   diskfull    the results disk fills up: clear line, whole ledger, resume
 #               (mounts a small tmpfs: root only, skipped otherwise)
-foreach(t concurrent diskfull)
+#   parse_signal  SIGTERM during the parse of a huge experiment file ends it
+foreach(t concurrent diskfull parse_signal)
   add_test(NAME runner_${t} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/${t}.sh)
   set_tests_properties(runner_${t} PROPERTIES LABELS integration TIMEOUT 180 SKIP_RETURN_CODE 77
                        RESOURCE_LOCK fg_mpi ENVIRONMENT "${FG_TEST_ENV}")

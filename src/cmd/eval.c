@@ -352,6 +352,21 @@ int fg_cmd_eval(int argc, char **argv)
     for (int j = 0; j <= a.n_fixed; j++)
         names[j] = name_buf[j];
     const fg_dataset *t = &sp[split];
+    /* each model against the subject's data, naming both files (the library
+     * check below knows neither) */
+    for (int j = 0; j <= a.n_fixed; j++) {
+        fg_model *m = j ? fixed[j - 1] : f0;
+        fg_shape in = fg_model_input_shape(m);
+        int k = fg_model_n_classes(m);
+        if (in.c != t->c || in.h != t->h || in.w != t->w || k != t->n_classes) {
+            status = fg_err(FG_ERR_SHAPE,
+                            "%s: the model takes %dx%dx%d inputs into %d classes, but subject %s "
+                            "(%s) gives %dx%dx%d samples in %d classes",
+                            paths[j], in.c, in.h, in.w, k, s.name, s.source, t->c, t->h, t->w,
+                            t->n_classes);
+            goto fail;
+        }
+    }
     float eps = a.eps >= 0.0f ? a.eps : s.epsilon;
     a.o.eps = eps;
     for (int j = 0; j <= a.n_fixed; j++)

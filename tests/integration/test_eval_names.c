@@ -62,3 +62,45 @@ Test(eval_names, repeated_base_names_stay_distinct, .timeout = 120)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* A model that does not fit the subject's data: the error names the model
+ * file, the subject and its definition file, and both shapes. */
+Test(eval_names, shape_error_names_both_files, .timeout = 120)
+{
+    setenv("FIXGRID_HOME", FG_SOURCE_DIR, 1);
+    const char *exe = getenv("FG_EXE");
+    if (!exe || !exe[0]) cr_skip_test("FG_EXE is not set (run through ctest)");
+    fg_subject s;
+    cr_assert_eq(fg_subject_load("tiny", &s), FG_OK, "%s", fg_errmsg());
+    fg_dataset sp[FG_SPLIT_COUNT];
+    int st = fg_subject_data(&s, sp);
+    if (st == FG_ERR_NOTFOUND) {
+        if (getenv("FG_REQUIRE_DATA") && getenv("FG_REQUIRE_DATA")[0])
+            cr_assert_fail("Fashion-MNIST missing (FG_REQUIRE_DATA is set): %s", fg_errmsg());
+        cr_skip_test("Fashion-MNIST missing: %s", fg_errmsg());
+    }
+    for (int k = 0; k < FG_SPLIT_COUNT; k++)
+        fg_dataset_free(&sp[k]);
+    fg_model *m = NULL;
+    cr_assert_eq(fg_model_parse("input c=3 h=5 w=5\nflatten\ndense out=4\n", "x", &m), FG_OK);
+    char dir[] = "/tmp/fg_eval_shape_XXXXXX", p[128], cmd[1024];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/odd.safetensors", dir);
+    cr_assert_eq(fg_safetensors_save(p, m, NULL), FG_OK);
+    fg_model_free(m);
+    snprintf(cmd, sizeof cmd,
+             "'%s' eval --subject tiny --original %s --fixed %s --csv > /dev/null 2> %s/err.txt",
+             exe, p, p, dir);
+    int rc = system(cmd);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "exit %d", rc);
+    char *text = NULL;
+    snprintf(cmd, sizeof cmd, "%s/err.txt", dir);
+    cr_assert_eq(fg_file_read(cmd, &text, NULL), FG_OK);
+    char want[400];
+    snprintf(want, sizeof want, "fixgrid eval: %s: the model takes 3x5x5 inputs into 4 classes, but subject tiny (", p);
+    cr_assert(strstr(text, want) && strstr(text, "experiments/subjects/tiny.yaml) gives "), "%s",
+              text);
+    free(text);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}

@@ -290,8 +290,8 @@ int fg_csv_load(const char *path, const fg_csv_spec *spec, fg_dataset *out, int 
                  * become inf and poison training (found by fuzz_csv) */
                 if (fabs(v) > FLT_MAX) {
                     rc = fg_err(FG_ERR_FORMAT,
-                                "%s:%d: column '%s': '%s' is out of the float32 range", path,
-                                line, t.cells[j], row[j]);
+                                "%s:%d: column '%s': '%s' is out of the float32 range", path, line,
+                                t.cells[j], row[j]);
                     goto cleanup;
                 }
                 x[ci->offset] = (float)v;

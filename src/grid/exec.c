@@ -146,9 +146,8 @@ static int env_open(const fg_experiment *e, const fg_job *job, job_env *v)
     /* a NaN or inf in the original makes every comparison with it garbage:
      * no job fixes or scores against it */
     char why[160];
-    if (fg_eval_outcome(fg_model_params_c(v->f0), fg_model_n_params(v->f0),
-                        fg_model_state_c(v->f0), fg_model_n_state(v->f0), 100.0, -1.0, why,
-                        sizeof why) != FG_OUTCOME_OK) {
+    if (fg_eval_outcome(fg_model_params_c(v->f0), fg_model_n_params(v->f0), fg_model_state_c(v->f0),
+                        fg_model_n_state(v->f0), 100.0, -1.0, why, sizeof why) != FG_OUTCOME_OK) {
         char *path = fg_store_path(e->storedir, v->key, "model.safetensors");
         rc = fg_err(FG_ERR_NUMERIC,
                     "the original %s is CORRUPTED (%s): nothing is fixed or scored against it",

@@ -218,14 +218,13 @@ int fg_desc_parse_line(const char *line, size_t len, const char *src, int lineno
     if (act <= FG_DESC_MAX_ACT) act *= L->out.h > 0 ? (uint64_t)L->out.h : 0;
     if (act <= FG_DESC_MAX_ACT) act *= L->out.w > 0 ? (uint64_t)L->out.w : 0;
     if (L->out.c < 1 || L->out.h < 1 || L->out.w < 1 || act > FG_DESC_MAX_ACT)
-        return fg_err(FG_ERR_FORMAT,
-                      "%s: %s output %dx%dx%d is %s (at most %d values per sample)", where,
-                      fg_layer_kind_name(L->kind), L->out.c, L->out.h, L->out.w,
+        return fg_err(FG_ERR_FORMAT, "%s: %s output %dx%dx%d is %s (at most %d values per sample)",
+                      where, fg_layer_kind_name(L->kind), L->out.c, L->out.h, L->out.w,
                       act > FG_DESC_MAX_ACT ? "too large" : "empty", FG_DESC_MAX_ACT);
     if (L->n_w < 0 || L->n_b < 0 || L->n_s < 0 || L->n_w + L->n_b > FG_DESC_MAX_PARAMS ||
         L->n_s > FG_DESC_MAX_PARAMS)
-        return fg_err(FG_ERR_FORMAT, "%s: %s has %ld parameters, more than the limit of %d",
-                      where, fg_layer_kind_name(L->kind), L->n_w + L->n_b, FG_DESC_MAX_PARAMS);
+        return fg_err(FG_ERR_FORMAT, "%s: %s has %ld parameters, more than the limit of %d", where,
+                      fg_layer_kind_name(L->kind), L->n_w + L->n_b, FG_DESC_MAX_PARAMS);
     return FG_OK;
 }
 

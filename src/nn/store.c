@@ -220,8 +220,9 @@ static int write_manifest(const char *root, const char *key, const fg_model *m,
     snprintf(created, sizeof created, "%lld", (long long)time(NULL));
     snprintf(nbytes, sizeof nbytes, "%llu", (unsigned long long)bytes);
     fg_hash_hex(sum, hex);
-    const char *kv1[] = {"params",       params, "bytes", nbytes, "hash64", hex,
-                         "created_unix", created_keep ? created_keep : created, NULL};
+    const char *kv1[] = {"params", params, "bytes",        nbytes,
+                         "hash64", hex,    "created_unix", created_keep ? created_keep : created,
+                         NULL};
     const char *const *lists[] = {kv0, kv1, meta_kv};
     for (int l = 0; l < 3; l++) {
         for (int i = 0; lists[l] && lists[l][i] && lists[l][i + 1]; i += 2) {
@@ -257,8 +258,8 @@ void fg_store_manifest_free(fg_store_manifest *m)
 
 static int manifest_key_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
 }
 
 /* A whole unsigned decimal (no sign, no spaces), at most 2^64 - 1. */
@@ -485,7 +486,8 @@ int fg_store_prepare(const char *root, const char *key, fg_store_build_fn build,
             if (rc == FG_OK) {
                 fg_store_manifest old;
                 char *mpath = fg_store_path(root, key, MANIFEST_FILE);
-                int have_old = fg_file_exists(mpath) && fg_store_manifest_read(mpath, &old) == FG_OK;
+                int have_old =
+                    fg_file_exists(mpath) && fg_store_manifest_read(mpath, &old) == FG_OK;
                 free(mpath);
                 rc = write_manifest(root, key, m, meta_kv,
                                     have_old ? fg_store_manifest_get(&old, "created_unix") : NULL);

@@ -49,8 +49,8 @@ int fg_runner_lock(const char *path)
     time_t now = time(NULL);
     struct tm tm;
     if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    int len = snprintf(line, sizeof line, "pid=%ld host=%s started=%s\n", (long)getpid(), host,
-                       when);
+    int len =
+        snprintf(line, sizeof line, "pid=%ld host=%s started=%s\n", (long)getpid(), host, when);
     /* best effort: the lock holds without the text */
     if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len)
         fg_log(FG_LOG_DEBUG, "%s: could not record the holder", path);

@@ -45,8 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = fg_csv_load(path, &spec, &d, &dropped);
     fuzz_check_msg(rc);
     if (rc == FG_OK) {
-        fuzz_check(d.n >= 0 && d.c >= 1 && dropped >= 0, "n %d c %d dropped %d", d.n, d.c,
-                   dropped);
+        fuzz_check(d.n >= 0 && d.c >= 1 && dropped >= 0, "n %d c %d dropped %d", d.n, d.c, dropped);
         for (int i = 0; i < d.n; i++) {
             fuzz_check(d.y[i] >= 0 && d.y[i] < d.n_classes, "label %d of %d", d.y[i], d.n_classes);
             if (d.group)

@@ -17,8 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_check(m.keys[i][0], "empty key %d", i);
             fuzz_check(fg_store_manifest_get(&m, m.keys[i]) == m.values[i], "key %d lookup", i);
         }
-        fuzz_check(m.has_sum == (fg_store_manifest_get(&m, "bytes") &&
-                                 fg_store_manifest_get(&m, "hash64")),
+        fuzz_check(m.has_sum ==
+                       (fg_store_manifest_get(&m, "bytes") && fg_store_manifest_get(&m, "hash64")),
                    "has_sum %d", m.has_sum);
     } else {
         fuzz_check(m.n == 0 && !m.keys, "error left %d entries", m.n);

@@ -97,7 +97,9 @@ Test(eval_names, shape_error_names_both_files, .timeout = 120)
     snprintf(cmd, sizeof cmd, "%s/err.txt", dir);
     cr_assert_eq(fg_file_read(cmd, &text, NULL), FG_OK);
     char want[400];
-    snprintf(want, sizeof want, "fixgrid eval: %s: the model takes 3x5x5 inputs into 4 classes, but subject tiny (", p);
+    snprintf(want, sizeof want,
+             "fixgrid eval: %s: the model takes 3x5x5 inputs into 4 classes, but subject tiny (",
+             p);
     cr_assert(strstr(text, want) && strstr(text, "experiments/subjects/tiny.yaml) gives "), "%s",
               text);
     free(text);

@@ -28,7 +28,7 @@
 #define STATE_RTOL 1e-5
 #define STATE_ATOL 1e-6
 
-static uint64_t hash64(const char *s)
+static uint64_t fnv1a64(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (; *s; s++) {
@@ -62,7 +62,7 @@ static void parity_formula(fg_model *m)
         fg_st_model_tensor t[4];
         int k = fg_st_model_tensors(m, node, t);
         for (int j = 0; j < k; j++) {
-            uint64_t seed = hash64(t[j].name);
+            uint64_t seed = fnv1a64(t[j].name);
             float *dst = bufs[t[j].buffer] + t[j].off;
             long fan_in = 1;
             for (int d = 1; d < t[j].ndim; d++)

@@ -3,7 +3,8 @@
 #   diskfull    the results disk fills up: clear line, whole ledger, resume
 #               (mounts a small tmpfs: root only, skipped otherwise)
 #   parse_signal  SIGTERM during the parse of a huge experiment file ends it
-foreach(t concurrent diskfull parse_signal)
+#   nan_original  an original with a NaN weight fails its jobs, naming the file
+foreach(t concurrent diskfull parse_signal nan_original)
   add_test(NAME runner_${t} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/${t}.sh)
   set_tests_properties(runner_${t} PROPERTIES LABELS integration TIMEOUT 180 SKIP_RETURN_CODE 77
                        RESOURCE_LOCK fg_mpi ENVIRONMENT "${FG_TEST_ENV}")

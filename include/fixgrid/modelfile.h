@@ -233,5 +233,11 @@ int fg_store_file_sum(const char *path, uint64_t *bytes, uint64_t *sum);
  * checksum (an older store) or is missing; FG_ERR_FORMAT with a line naming
  * the file and both values when they differ or the manifest is malformed. */
 int fg_store_verify(const char *root, const char *key);
+/* Models beside the original (fixed models): saved with a checksum file
+ * "<path>.sum" (bytes, hash64), loaded only when the file still matches it
+ * (FG_ERR_FORMAT naming the file and both values otherwise; a file without
+ * a .sum, from an older store, is checked by the strict reader alone). */
+int fg_store_save_checked(const char *path, const fg_model *m, const char *const *meta_kv);
+int fg_store_load_checked(const char *path, fg_model **out);
 
 #endif

@@ -275,6 +275,11 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
     /* a rerun (--force) must not leave an older run's model for the robustness job */
     char *stale = fixed_path(e, &v, job->key);
     unlink(stale);
+    size_t sl = strlen(stale) + 5;
+    char *stale_sum = fg_xmalloc(sl);
+    snprintf(stale_sum, sl, "%s.sum", stale);
+    unlink(stale_sum);
+    free(stale_sum);
     free(stale);
     if (!a->run) {
         rec = fg_record_failure(e, job, "the approach has no implementation in this build");
@@ -338,7 +343,7 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
     if (oc == FG_OUTCOME_OK) {
         model_path = fixed_path(e, &v, job->key);
         const char *meta[] = {"fixgrid.job", job->key, "fixgrid.approach", a->name, NULL};
-        if (fg_safetensors_save(model_path, res.f1, meta) != FG_OK) {
+        if (fg_store_save_checked(model_path, res.f1, meta) != FG_OK) {
             rec = failure_status(e, job, "saving the fixed model");
             free(model_path);
             goto cleanup;
@@ -486,8 +491,9 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
         fg_grid_key_fix(e, job->approach, job->subject, e->seeds[i], key);
         char *path = fixed_path(e, &v, key);
         if (fg_file_exists(path)) {
-            if (fg_safetensors_load(path, NULL, &fixed[n_fixed]) != FG_OK) {
-                rec = failure_status(e, job, "loading a fixed model");
+            if (fg_store_load_checked(path, &fixed[n_fixed]) != FG_OK) {
+                rec = failure_status(e, job,
+                                     "loading a fixed model (rerun its fix job with --force)");
                 free(path);
                 goto cleanup;
             }

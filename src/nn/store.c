@@ -407,18 +407,15 @@ int fg_store_file_sum(const char *path, uint64_t *bytes, uint64_t *sum)
     return FG_OK;
 }
 
-int fg_store_verify(const char *root, const char *key)
+/* Compare path's size and checksum with what the manifest-format file mpath
+ * records; `what` names mpath in the message ("the manifest"). */
+static int verify_file(const char *path, const char *mpath, const char *what)
 {
-    char *mpath = fg_store_path(root, key, MANIFEST_FILE);
-    char *path = fg_store_path(root, key, MODEL_FILE);
     fg_store_manifest man;
     uint64_t bytes, sum;
     int rc;
-    if (!fg_file_exists(mpath)) {
-        rc = fg_err(FG_ERR_NOTFOUND, "%s: no manifest", mpath);
-        goto cleanup;
-    }
-    if ((rc = fg_store_manifest_read(mpath, &man))) goto cleanup;
+    if (!fg_file_exists(mpath)) return fg_err(FG_ERR_NOTFOUND, "%s: no %s", mpath, what);
+    if ((rc = fg_store_manifest_read(mpath, &man))) return rc;
     if (!man.has_sum) {
         rc = fg_err(FG_ERR_NOTFOUND, "%s: no checksum (written before fixgrid kept one)", mpath);
     } else if ((rc = fg_store_file_sum(path, &bytes, &sum)) == FG_OK) {
@@ -426,19 +423,62 @@ int fg_store_verify(const char *root, const char *key)
         fg_hash_hex(man.hash64, want);
         fg_hash_hex(sum, got);
         if (bytes != man.bytes)
-            rc = fg_err(FG_ERR_FORMAT,
-                        "%s: %llu bytes, but the manifest says %llu (truncated or overwritten)",
-                        path, (unsigned long long)bytes, (unsigned long long)man.bytes);
+            rc =
+                fg_err(FG_ERR_FORMAT, "%s: %llu bytes, but %s says %llu (truncated or overwritten)",
+                       path, (unsigned long long)bytes, what, (unsigned long long)man.bytes);
         else if (sum != man.hash64)
             rc = fg_err(FG_ERR_FORMAT,
-                        "%s: checksum hash64 %s, but the manifest says %s (the file changed "
-                        "on disk)",
-                        path, got, want);
+                        "%s: checksum hash64 %s, but %s says %s (the file changed on disk)", path,
+                        got, what, want);
     }
     fg_store_manifest_free(&man);
-cleanup:
+    return rc;
+}
+
+int fg_store_verify(const char *root, const char *key)
+{
+    char *mpath = fg_store_path(root, key, MANIFEST_FILE);
+    char *path = fg_store_path(root, key, MODEL_FILE);
+    int rc = verify_file(path, mpath, "the manifest");
     free(mpath);
     free(path);
+    return rc;
+}
+
+static char *sum_path(const char *path)
+{
+    size_t n = strlen(path) + 5;
+    char *p = fg_xmalloc(n);
+    snprintf(p, n, "%s.sum", path);
+    return p;
+}
+
+int fg_store_save_checked(const char *path, const fg_model *m, const char *const *meta_kv)
+{
+    char *sp = sum_path(path);
+    unlink(sp); /* a stale checksum must never vouch for the new file */
+    int rc = fg_safetensors_save(path, m, meta_kv);
+    uint64_t bytes = 0, sum = 0;
+    if (rc == FG_OK) rc = fg_store_file_sum(path, &bytes, &sum);
+    if (rc == FG_OK) {
+        char text[96], hex[17];
+        fg_hash_hex(sum, hex);
+        int n =
+            snprintf(text, sizeof text, "bytes=%llu\nhash64=%s\n", (unsigned long long)bytes, hex);
+        rc = fg_file_write_atomic(sp, text, (size_t)n);
+    }
+    free(sp);
+    return rc;
+}
+
+int fg_store_load_checked(const char *path, fg_model **out)
+{
+    *out = NULL;
+    char *sp = sum_path(path);
+    int rc = verify_file(path, sp, "its checksum file");
+    free(sp);
+    if (rc == FG_ERR_NOTFOUND) rc = FG_OK; /* written before checksums: the strict reader alone */
+    if (rc == FG_OK) rc = fg_safetensors_load(path, NULL, out);
     return rc;
 }
 

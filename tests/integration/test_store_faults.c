@@ -356,3 +356,47 @@ Test(store_faults, disk_full_during_model_write)
     cr_assert_eq(fg_store_verify(root, key), FG_OK, "%s", fg_errmsg());
     fg_model_free(m);
 }
+
+/* Fixed models beside the original carry a checksum file: a flipped or cut
+ * file is refused with a line naming it, a file from before checksums loads
+ * on the strict reader alone, and saving again replaces the checksum. */
+Test(store_faults, fixed_model_checksum)
+{
+    fresh_root("fixed");
+    build_ctx c = {0};
+    fg_model *m = NULL;
+    cr_assert_eq(toy_build(&c, root, key, &m), FG_OK);
+    uint64_t want = params_hash(m);
+    char *path = fg_store_path(root, key, "fixed-0123456789abcdef.safetensors");
+    char sum[700];
+    snprintf(sum, sizeof sum, "%s.sum", path);
+    char *dir = fg_store_path(root, key, NULL);
+    cr_assert_eq(fg_mkdirs(dir), FG_OK);
+    free(dir);
+    cr_assert_eq(fg_store_save_checked(path, m, NULL), FG_OK, "%s", fg_errmsg());
+    cr_assert(fg_file_exists(sum));
+    fg_model *back = NULL;
+    cr_assert_eq(fg_store_load_checked(path, &back), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(params_hash(back), want);
+    fg_model_free(back);
+    /* a flipped bit in the last weight still parses, but is refused */
+    flip_byte(path, 2);
+    cr_assert_eq(fg_store_load_checked(path, &back), FG_ERR_FORMAT, "a flipped model was used");
+    cr_assert_null(back);
+    cr_assert(strstr(fg_errmsg(), path) && strstr(fg_errmsg(), "(the file changed on disk)"), "%s",
+              fg_errmsg());
+    /* saved again: the checksum follows the new file */
+    cr_assert_eq(fg_store_save_checked(path, m, NULL), FG_OK);
+    cr_assert_eq(fg_store_load_checked(path, &back), FG_OK, "%s", fg_errmsg());
+    fg_model_free(back);
+    cr_assert_eq(truncate(path, 64), 0);
+    cr_assert_eq(fg_store_load_checked(path, &back), FG_ERR_FORMAT);
+    cr_assert(strstr(fg_errmsg(), "64 bytes, but its checksum file says"), "%s", fg_errmsg());
+    /* no checksum file (an older store): the strict reader decides */
+    cr_assert_eq(fg_store_save_checked(path, m, NULL), FG_OK);
+    cr_assert_eq(unlink(sum), 0);
+    cr_assert_eq(fg_store_load_checked(path, &back), FG_OK, "%s", fg_errmsg());
+    fg_model_free(back);
+    fg_model_free(m);
+    free(path);
+}

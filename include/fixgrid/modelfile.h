@@ -178,7 +178,8 @@ int fg_store_lock(const char *root, const char *key, fg_store_held *lock);
 void fg_store_unlock(fg_store_held *lock);
 
 /* Save m as "<root>/<key>/<name>" (name may hold '/', e.g.
- * "fixed/<job key>.safetensors" for a fixed model), creating folders; atomic. */
+ * "fixed/<job key>.safetensors" for a fixed model), creating folders; atomic,
+ * with a checksum file beside it (fg_store_save_checked). */
 int fg_store_save_model(const char *root, const char *key, const char *name, const fg_model *m,
                         const char *const *meta_kv);
 /* 1 when "<root>/<key>/model.safetensors" exists (only complete files can). */

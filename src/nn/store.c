@@ -168,7 +168,7 @@ int fg_store_save_model(const char *root, const char *key, const char *name, con
     *slash = 0;
     int rc = fg_mkdirs(p);
     *slash = '/';
-    if (!rc) rc = fg_safetensors_save(p, m, meta_kv);
+    if (!rc) rc = fg_store_save_checked(p, m, meta_kv);
     free(p);
     return rc;
 }

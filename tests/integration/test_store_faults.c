@@ -7,6 +7,7 @@
  * succeeds once space is freed (a small tmpfs when this runs as root,
  * otherwise a file size limit, RLIMIT_FSIZE, as the stand-in). */
 #include "fixgrid/modelfile.h"
+#include "fixgrid/original.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -399,4 +400,28 @@ Test(store_faults, fixed_model_checksum)
     fg_model_free(back);
     fg_model_free(m);
     free(path);
+}
+
+/* Epoch checkpoints (NeuRecover's training history) are saved with checksum
+ * files too; a damaged one is refused when the history is loaded. */
+Test(store_faults, epoch_checkpoint_checksum)
+{
+    fresh_root("epochs");
+    build_ctx c = {0};
+    fg_model *m = NULL;
+    cr_assert_eq(toy_build(&c, root, key, &m), FG_OK);
+    for (int e = 1; e <= 3; e++)
+        cr_assert_eq(fg_store_save_epoch(root, key, e, m, NULL), FG_OK, "%s", fg_errmsg());
+    fg_model_free(m);
+    cr_assert_eq(fg_store_last_epoch(root, key), 3, "checksum files must not count as epochs");
+    fg_model **h = NULL;
+    int n = 0;
+    cr_assert_eq(fg_original_history(root, key, &h, &n), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(n, 3);
+    fg_original_history_free(h, n);
+    char *p = fg_store_path(root, key, "epoch-2.safetensors");
+    flip_byte(p, 2);
+    cr_assert_eq(fg_original_history(root, key, &h, &n), FG_ERR_FORMAT, "a damaged epoch was used");
+    cr_assert(strstr(fg_errmsg(), "epoch-2.safetensors: checksum hash64"), "%s", fg_errmsg());
+    free(p);
 }

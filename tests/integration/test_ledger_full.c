@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -18,6 +19,18 @@
 
 static char dir[256];
 static int mounted;
+
+/* Mount a tmpfs of `size` at dir in a mount namespace of this test process
+ * alone, so the mount goes away with the process even when an assertion
+ * ends the test early; 0 when that is not allowed here (not root). */
+static int mount_private_tmpfs(const char *where, const char *size)
+{
+    if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0) return 0;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return 0;
+    char opts[32];
+    snprintf(opts, sizeof opts, "size=%s", size);
+    return mount("tmpfs", where, "tmpfs", 0, opts) == 0;
+}
 
 static void setup(void)
 {
@@ -64,8 +77,7 @@ Test(ledger_full, append_on_a_full_disk_keeps_the_ledger_whole, .init = setup, .
 {
     const char *no = getenv("FG_TEST_NO_MOUNT");
     struct rlimit old;
-    if (geteuid() == 0 && !(no && !strcmp(no, "1")) &&
-        mount("tmpfs", dir, "tmpfs", 0, "size=64k") == 0) {
+    if (!(no && !strcmp(no, "1")) && mount_private_tmpfs(dir, "64k")) {
         mounted = 1;
     } else {
         cr_log_info("RLIMIT_FSIZE stands in for a full disk");

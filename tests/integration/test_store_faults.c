@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -304,11 +305,23 @@ Test(store_faults, malformed_manifest_lines)
 
 /* A small filesystem at root: a 256 KiB tmpfs (root only); 0 when mounting
  * is not allowed here (or FG_TEST_NO_MOUNT=1 asks for the fallback). */
+/* Mount a tmpfs of `size` at dir in a mount namespace of this test process
+ * alone, so the mount goes away with the process even when an assertion
+ * ends the test early; 0 when that is not allowed here (not root). */
+static int mount_private_tmpfs(const char *where, const char *size)
+{
+    if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0) return 0;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return 0;
+    char opts[32];
+    snprintf(opts, sizeof opts, "size=%s", size);
+    return mount("tmpfs", where, "tmpfs", 0, opts) == 0;
+}
+
 static int mount_small(void)
 {
     const char *no = getenv("FG_TEST_NO_MOUNT");
-    if (geteuid() != 0 || (no && !strcmp(no, "1"))) return 0;
-    mounted = mount("tmpfs", root, "tmpfs", 0, "size=256k") == 0;
+    if (no && !strcmp(no, "1")) return 0;
+    mounted = mount_private_tmpfs(root, "256k");
     return mounted;
 }
 

@@ -4,6 +4,7 @@
 #include "fixgrid/cli.h"
 #include "fixgrid/util.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* a file size limit (ulimit -f) must fail the write with EFBIG and a
+     * line naming the file, as a full disk does, not kill the process */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -354,7 +354,8 @@ void fg_eval_opts_default(fg_eval_opts *o);
  * broken model would only shrink the pool; its row gets no ASR), the pool
  * drawn from an rng seeded with (opts->seed, "asr-pool"); *rb (may be NULL)
  * receives the pool sizes and bounds, pool_idx (may be NULL, capacity
- * min(n, opts->pool)) the pool's indices. */
+ * min(n, opts->pool)) the pool's indices. An f0 holding a NaN or inf is
+ * FG_ERR_NUMERIC (nothing is scored against it). */
 int fg_eval_models(fg_model *f0, fg_model *const *fixed, int n_fixed, const fg_dataset *test,
                    const fg_eval_opts *opts, fg_eval_row *rows, fg_eval_robust *rb, int **preds,
                    int *pool_idx);

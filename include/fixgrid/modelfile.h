@@ -178,7 +178,8 @@ int fg_store_lock(const char *root, const char *key, fg_store_held *lock);
 void fg_store_unlock(fg_store_held *lock);
 
 /* Save m as "<root>/<key>/<name>" (name may hold '/', e.g.
- * "fixed/<job key>.safetensors" for a fixed model), creating folders; atomic. */
+ * "fixed/<job key>.safetensors" for a fixed model), creating folders; atomic,
+ * with a checksum file beside it (fg_store_save_checked). */
 int fg_store_save_model(const char *root, const char *key, const char *name, const fg_model *m,
                         const char *const *meta_kv);
 /* 1 when "<root>/<key>/model.safetensors" exists (only complete files can). */
@@ -195,11 +196,49 @@ int fg_store_last_epoch(const char *root, const char *key);
 typedef int (*fg_store_build_fn)(void *user, const char *root, const char *key, fg_model **out);
 
 /* Get the original for key, building it once: takes the lock; when
- * model.safetensors exists it is loaded, otherwise build() runs and its model
- * is saved as model.safetensors (with meta_kv) plus a manifest. *built is set
- * to 1 when this call ran build (may be NULL); *out receives the model (may
- * be NULL to only ensure the file). */
+ * model.safetensors exists and passes fg_store_verify it is loaded, otherwise
+ * build() runs and its model is saved as model.safetensors (with meta_kv),
+ * then the manifest with the file's size and checksum. A model that fails
+ * the check (truncated, bit-flipped, or a manifest that cannot be read) is
+ * never used: a warning line names the file and the mismatch, the file is
+ * moved aside to model.safetensors.corrupt.<unix time> and the original is
+ * retrained from scratch (the recipe is deterministic, so it is the same
+ * model). *built is set to 1 when this call ran build (may be NULL); *out
+ * receives the model (may be NULL to only ensure the file). */
 int fg_store_prepare(const char *root, const char *key, fg_store_build_fn build, void *user,
                      const char *const *meta_kv, fg_model **out, int *built);
+
+/* ---- the store manifest: "<root>/<key>/manifest" ----
+ * One "key=value" per line (keys: [A-Za-z0-9_.-]+, values without newlines;
+ * no duplicate keys). Known fields: key, file, version, params, bytes (the
+ * model file's size), hash64 (16 hex digits: fg_hash64 of the file's
+ * bytes), created_unix, then the caller's metadata (fixgrid.subject, ...).
+ * Manifests written before the checksum existed lack bytes and hash64. */
+typedef struct {
+    int n;
+    char **keys, **values; /* n each, owned */
+    int has_sum;           /* bytes and hash64 both present */
+    uint64_t bytes, hash64;
+} fg_store_manifest;
+/* Parse text[0..len) (need not be NUL-terminated); src names it in errors,
+ * which read "SRC:LINE: message" (FG_ERR_FORMAT). On error *out is empty. */
+int fg_store_manifest_parse(const char *text, size_t len, const char *src, fg_store_manifest *out);
+int fg_store_manifest_read(const char *path, fg_store_manifest *out);
+/* The value of key, or NULL. */
+const char *fg_store_manifest_get(const fg_store_manifest *m, const char *key);
+void fg_store_manifest_free(fg_store_manifest *m);
+/* Size and fg_hash64 of a file's bytes, read in blocks. */
+int fg_store_file_sum(const char *path, uint64_t *bytes, uint64_t *sum);
+/* Check "<root>/<key>/model.safetensors" against its manifest: FG_OK when
+ * the size and checksum match; FG_ERR_NOTFOUND when the manifest has no
+ * checksum (an older store) or is missing; FG_ERR_FORMAT with a line naming
+ * the file and both values when they differ or the manifest is malformed. */
+int fg_store_verify(const char *root, const char *key);
+/* Models beside the original (fixed models): saved with a checksum file
+ * "<path>.sum" (bytes, hash64), loaded only when the file still matches it
+ * (FG_ERR_FORMAT naming the file and both values otherwise; a file without
+ * a .sum, from an older store, is checked by the strict reader alone). */
+int fg_store_save_checked(const char *path, const fg_model *m, const char *const *meta_kv);
+int fg_store_load_checked(const char *path, fg_model **out);
 
 #endif

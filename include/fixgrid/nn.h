@@ -45,6 +45,11 @@
  * Tensor names in model files are "<node>.weight", "<node>.bias",
  * "<node>.running_mean", "<node>.running_var", as PyTorch names them.
  * Weight layouts follow PyTorch: conv [out][in][k][k], dense [out][in].
+ * Limits (a description is user input; these keep every size computation in
+ * range and turn an absurd size into an error instead of an allocation):
+ * integer values at most FG_DESC_MAX_INT in magnitude, at most
+ * FG_DESC_MAX_ACT floats per sample in any node's output, at most
+ * FG_DESC_MAX_PARAMS parameters (and as many state values) in the model.
  */
 #ifndef FIXGRID_NN_H
 #define FIXGRID_NN_H
@@ -52,6 +57,12 @@
 #include "fixgrid/util.h"
 
 #include <stddef.h>
+
+enum {
+    FG_DESC_MAX_INT = 1 << 20,
+    FG_DESC_MAX_ACT = 1 << 26,
+    FG_DESC_MAX_PARAMS = 1 << 28, /* 18x VGG-16's; 1 GiB of float32 */
+};
 
 /* ---- layer kinds: X(ENUM, "keyword", has_params) ---- */
 #define FG_LAYER_LIST(X)                                                                           \
@@ -144,6 +155,9 @@ int fg_model_parse(const char *desc, const char *src, fg_model **out);
  * description defines, validated as fg_model_parse does but without
  * allocating a model: what a subject's data must fit. */
 int fg_model_desc_io(const char *desc, const char *src, fg_shape *in, int *n_classes);
+/* The parameter and state counts a description defines (validated the same
+ * way, nothing allocated): what building it would allocate. */
+int fg_model_desc_counts(const char *desc, const char *src, size_t *n_params, size_t *n_state);
 /* PyTorch-default initialisation (kaiming-uniform a=sqrt(5) for weights,
  * uniform(+-1/sqrt(fan_in)) for biases, BN gamma 1 beta 0, running var 1). */
 void fg_model_init_params(fg_model *m, fg_rng *rng);

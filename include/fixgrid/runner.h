@@ -148,7 +148,10 @@ int fg_runner_shard_of(const char *key, int n);
  * (--force), atomically. */
 int fg_runner_ledger_drop(const char *dir, const char *const *keys, int n);
 /* Exclusive non-blocking flock on path (created); returns the fd or -1 with
- * fg_err set when another process holds it. */
+ * fg_err set when another process holds it. The holder writes "pid=P
+ * host=H started=TIME" into the file, so the refusal names the run that
+ * holds it (the flock, not the text, is the lock: a stale text after a
+ * crash is simply overwritten by the next holder). */
 int fg_runner_lock(const char *path);
 
 #endif

@@ -159,6 +159,45 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
+/* Column and row names of the models: each file's base name, or the path
+ * as given where base names repeat (run1/model.safetensors and
+ * run2/model.safetensors), with "#N" (the model's position) added where even
+ * the paths repeat, so no two columns of --predictions share a name. */
+static void unique_names(const char *const *paths, int n, char (*out)[512])
+{
+    for (int j = 0; j < n; j++) {
+        int clash = 0;
+        for (int k = 0; k < n && !clash; k++)
+            clash = k != j && !strcmp(base_name(paths[k]), base_name(paths[j]));
+        snprintf(out[j], sizeof out[j], "%s", clash ? paths[j] : base_name(paths[j]));
+    }
+    for (int j = 0; j < n; j++) {
+        int clash = 0;
+        for (int k = 0; k < n && !clash; k++)
+            clash = k != j && !strcmp(paths[k], paths[j]);
+        if (clash) {
+            size_t l = strlen(out[j]);
+            if (l > sizeof out[j] - 8) l = sizeof out[j] - 8;
+            snprintf(out[j] + l, sizeof out[j] - l, "#%d", j);
+        }
+    }
+}
+
+/* A CSV field: quoted when it holds a comma, a quote or a line break. */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
 static void print_table_header(void)
 {
     printf("%-28s %-11s %7s %8s %7s %6s %7s %7s %8s %7s %8s\n", "model", "outcome", "ACC", "⇑ACC",
@@ -195,8 +234,10 @@ static int write_predictions(const char *path, const fg_dataset *t, int *const *
     FILE *f = fopen(path, "w");
     if (!f) return fg_err(FG_ERR_IO, "%s: %s", path, strerror(errno));
     fprintf(f, "index,label,group");
-    for (int j = 0; j < n_models; j++)
-        fprintf(f, ",%s", names[j]);
+    for (int j = 0; j < n_models; j++) {
+        fputc(',', f);
+        csv_field(f, names[j]);
+    }
     fputc('\n', f);
     for (int i = 0; i < t->n; i++) {
         fprintf(f, "%d,%d,", i, t->y[i]);
@@ -296,16 +337,36 @@ int fg_cmd_eval(int argc, char **argv)
     fg_eval_row rows[MAX_FIXED + 1];
     int *preds[MAX_FIXED + 1] = {0}, *pool = NULL;
     const char *names[MAX_FIXED + 1];
+    char name_buf[MAX_FIXED + 1][512];
     int status;
     rc = 2;
     if ((status = fg_subject_load(a.subject, &s)) || (status = fg_subject_data(&s, sp))) goto fail;
     if ((status = fg_cmd_load_model(a.original, &s, &f0))) goto fail;
-    names[0] = base_name(a.original);
+    const char *paths[MAX_FIXED + 1];
+    paths[0] = a.original;
     for (int i = 0; i < a.n_fixed; i++) {
         if ((status = fg_cmd_load_model(a.fixed[i], &s, &fixed[i]))) goto fail;
-        names[i + 1] = base_name(a.fixed[i]);
+        paths[i + 1] = a.fixed[i];
     }
+    unique_names(paths, a.n_fixed + 1, name_buf);
+    for (int j = 0; j <= a.n_fixed; j++)
+        names[j] = name_buf[j];
     const fg_dataset *t = &sp[split];
+    /* each model against the subject's data, naming both files (the library
+     * check below knows neither) */
+    for (int j = 0; j <= a.n_fixed; j++) {
+        fg_model *m = j ? fixed[j - 1] : f0;
+        fg_shape in = fg_model_input_shape(m);
+        int k = fg_model_n_classes(m);
+        if (in.c != t->c || in.h != t->h || in.w != t->w || k != t->n_classes) {
+            status = fg_err(FG_ERR_SHAPE,
+                            "%s: the model takes %dx%dx%d inputs into %d classes, but subject %s "
+                            "(%s) gives %dx%dx%d samples in %d classes",
+                            paths[j], in.c, in.h, in.w, k, s.name, s.source, t->c, t->h, t->w,
+                            t->n_classes);
+            goto fail;
+        }
+    }
     float eps = a.eps >= 0.0f ? a.eps : s.epsilon;
     a.o.eps = eps;
     for (int j = 0; j <= a.n_fixed; j++)

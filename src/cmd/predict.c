@@ -214,8 +214,9 @@ int fg_cmd_predict(int argc, char **argv)
         d = &sp[split];
         if (fg_dataset_dim(d) != dim) {
             fg_shape is = fg_model_input_shape(m);
-            status = fg_err(FG_ERR_SHAPE, "%s takes %dx%dx%d inputs but subject %s has %dx%dx%d",
-                            a.model, is.c, is.h, is.w, s.name, d->c, d->h, d->w);
+            status =
+                fg_err(FG_ERR_SHAPE, "%s takes %dx%dx%d inputs but subject %s (%s) has %dx%dx%d",
+                       a.model, is.c, is.h, is.w, s.name, s.source, d->c, d->h, d->w);
             goto fail;
         }
     }

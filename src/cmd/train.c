@@ -214,6 +214,14 @@ int fg_cmd_train(int argc, char **argv)
         fprintf(stderr, "fixgrid train: model '%s' on %s: %s\n", o.model, o.dataset, fg_errmsg());
         goto cleanup;
     }
+    if (tr.n_classes > fg_model_n_classes(m) || te.n_classes > fg_model_n_classes(m)) {
+        fprintf(stderr, "fixgrid train: model '%s' has %d classes, but %s/%s has labels up to %d\n",
+                o.model, fg_model_n_classes(m), dir,
+                tr.n_classes > fg_model_n_classes(m) ? "train-labels-idx1-ubyte.gz"
+                                                     : "t10k-labels-idx1-ubyte.gz",
+                (tr.n_classes > te.n_classes ? tr.n_classes : te.n_classes) - 1);
+        goto cleanup;
+    }
     if (fg_recipe_check(&o.r)) {
         fprintf(stderr, "fixgrid train: %s\n", fg_errmsg());
         goto cleanup;

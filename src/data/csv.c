@@ -10,6 +10,7 @@
  * dropped; other columns must be numbers. */
 #include "fixgrid/data.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,14 @@ int fg_csv_load(const char *path, const fg_csv_spec *spec, fg_dataset *out, int 
                 if (end == row[j] || *end || !isfinite(v)) {
                     rc = fg_err(FG_ERR_FORMAT, "%s:%d: column '%s': '%s' is not a number", path,
                                 line, t.cells[j], row[j]);
+                    goto cleanup;
+                }
+                /* features are float32: a finite double past FLT_MAX would
+                 * become inf and poison training (found by fuzz_csv) */
+                if (fabs(v) > FLT_MAX) {
+                    rc = fg_err(FG_ERR_FORMAT,
+                                "%s:%d: column '%s': '%s' is out of the float32 range", path, line,
+                                t.cells[j], row[j]);
                     goto cleanup;
                 }
                 x[ci->offset] = (float)v;

@@ -121,7 +121,8 @@ int fg_original_history(const char *root, const char *key, fg_model ***hist, int
     for (int e = 1; e <= last; e++) {
         snprintf(name, sizeof name, "epoch-%d.safetensors", e);
         char *path = fg_store_path(root, key, name);
-        int rc = fg_safetensors_load(path, NULL, &h[e - 1]);
+        /* checkpoints carry a checksum file: a damaged one is refused */
+        int rc = fg_store_load_checked(path, &h[e - 1]);
         free(path);
         if (rc) {
             fg_original_history_free(h, e - 1);

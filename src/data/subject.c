@@ -189,12 +189,16 @@ static int at(const parse_ctx *c, yaml_mark_t m, int status, const char *fmt, ..
     __attribute__((format(printf, 4, 5)));
 static int at(const parse_ctx *c, yaml_mark_t m, int status, const char *fmt, ...)
 {
-    char msg[768];
+    /* whole, however long: fg_err elides the middle of an over-long line,
+     * keeping the reason at its end */
+    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
     va_end(ap);
-    return fg_err(status, "%s:%zu:%zu: %s", c->path, m.line + 1, m.column + 1, msg);
+    fg_err(status, "%s:%zu:%zu: %s", c->path, m.line + 1, m.column + 1, msg ? msg : fmt);
+    free(msg);
+    return status;
 }
 
 static const char *scalar(yaml_node_t *n)

@@ -52,6 +52,21 @@ int fg_eval_models(fg_model *f0, fg_model *const *fixed, int n_fixed, const fg_d
                             fg_model_n_classes(m), test->n_classes);
             goto cleanup;
         }
+        if (j == 0) {
+            /* an original with NaN or inf in it predicts garbage: nothing
+             * is scored against it (a merely weak original still is, with
+             * its own row marked CORRUPTED) */
+            char why[160];
+            if (fg_eval_outcome(fg_model_params_c(m), fg_model_n_params(m), fg_model_state_c(m),
+                                fg_model_n_state(m), 100.0, -1.0, why,
+                                sizeof why) != FG_OUTCOME_OK) {
+                status = fg_err(FG_ERR_NUMERIC,
+                                "the original model is CORRUPTED (%s): fixed models are not "
+                                "scored against it",
+                                why);
+                goto cleanup;
+            }
+        }
         p[j] = preds ? preds[j] : fg_xmalloc(((size_t)n + 1) * sizeof **p);
         if ((status = fg_eval_target_predict(&m, 1, test->x, n, opts->batch, p[j]))) goto cleanup;
         fg_eval_row *r = &rows[j];

@@ -143,6 +143,18 @@ static int env_open(const fg_experiment *e, const fg_job *job, job_env *v)
     rc = fg_original_prepare(&v->s, v->sp, e->storedir, FG_ORIGINAL_SEED, &v->f0, &v->info);
     if (rc) return rc;
     memcpy(v->key, v->info.key, sizeof v->key);
+    /* a NaN or inf in the original makes every comparison with it garbage:
+     * no job fixes or scores against it */
+    char why[160];
+    if (fg_eval_outcome(fg_model_params_c(v->f0), fg_model_n_params(v->f0), fg_model_state_c(v->f0),
+                        fg_model_n_state(v->f0), 100.0, -1.0, why, sizeof why) != FG_OUTCOME_OK) {
+        char *path = fg_store_path(e->storedir, v->key, "model.safetensors");
+        rc = fg_err(FG_ERR_NUMERIC,
+                    "the original %s is CORRUPTED (%s): nothing is fixed or scored against it",
+                    path, why);
+        free(path);
+        return rc;
+    }
     fg_model_reserve(v->f0, EVAL_BATCH);
     return FG_OK;
 }
@@ -263,6 +275,11 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
     /* a rerun (--force) must not leave an older run's model for the robustness job */
     char *stale = fixed_path(e, &v, job->key);
     unlink(stale);
+    size_t sl = strlen(stale) + 5;
+    char *stale_sum = fg_xmalloc(sl);
+    snprintf(stale_sum, sl, "%s.sum", stale);
+    unlink(stale_sum);
+    free(stale_sum);
     free(stale);
     if (!a->run) {
         rec = fg_record_failure(e, job, "the approach has no implementation in this build");
@@ -326,7 +343,7 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
     if (oc == FG_OUTCOME_OK) {
         model_path = fixed_path(e, &v, job->key);
         const char *meta[] = {"fixgrid.job", job->key, "fixgrid.approach", a->name, NULL};
-        if (fg_safetensors_save(model_path, res.f1, meta) != FG_OK) {
+        if (fg_store_save_checked(model_path, res.f1, meta) != FG_OK) {
             rec = failure_status(e, job, "saving the fixed model");
             free(model_path);
             goto cleanup;
@@ -474,8 +491,9 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
         fg_grid_key_fix(e, job->approach, job->subject, e->seeds[i], key);
         char *path = fixed_path(e, &v, key);
         if (fg_file_exists(path)) {
-            if (fg_safetensors_load(path, NULL, &fixed[n_fixed]) != FG_OK) {
-                rec = failure_status(e, job, "loading a fixed model");
+            if (fg_store_load_checked(path, &fixed[n_fixed]) != FG_OK) {
+                rec = failure_status(e, job,
+                                     "loading a fixed model (rerun its fix job with --force)");
                 free(path);
                 goto cleanup;
             }

@@ -175,14 +175,18 @@ static int perr(const ctx *c, const yaml_node_t *n, int status, const char *fmt,
     __attribute__((format(printf, 4, 5)));
 static int perr(const ctx *c, const yaml_node_t *n, int status, const char *fmt, ...)
 {
-    char msg[768];
+    /* whole, however long: fg_err elides the middle of an over-long line,
+     * keeping the reason at its end */
+    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
     va_end(ap);
     unsigned long line = n ? (unsigned long)n->start_mark.line + 1 : 1;
     unsigned long col = n ? (unsigned long)n->start_mark.column + 1 : 1;
-    return fg_err(status, "%s:%lu:%lu: %s", c->path, line, col, msg);
+    fg_err(status, "%s:%lu:%lu: %s", c->path, line, col, msg ? msg : fmt);
+    free(msg);
+    return status;
 }
 
 static const char *scalar(const yaml_node_t *n)

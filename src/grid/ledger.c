@@ -205,18 +205,29 @@ int fg_ledger_append(fg_ledger *l, const char *record)
         ssize_t w = write(l->fd, line + done, total - done);
         if (w < 0) {
             if (errno == EINTR) continue;
-            rc = fg_err(FG_ERR_IO, "%s: append failed: %s", l->path, strerror(errno));
-            goto cleanup;
+            rc = fg_err(FG_ERR_IO,
+                        "%s: append failed: %s (the record was not kept; free space and run "
+                        "again to resume)",
+                        l->path, strerror(errno));
+            goto rollback;
         }
         done += (size_t)w;
     }
     if (fsync(l->fd) != 0) {
-        rc = fg_err(FG_ERR_IO, "%s: fsync failed: %s", l->path, strerror(errno));
-        goto cleanup;
+        rc = fg_err(FG_ERR_IO, "%s: fsync failed: %s (the record was not kept)", l->path,
+                    strerror(errno));
+        goto rollback;
     }
     l->clean_len += (off_t)total;
     put_record(l, fg_xstrdup(record), key);
     key = NULL;
+    goto cleanup;
+rollback:
+    /* A disk that fills up mid-write leaves part of the line: cut it off
+     * now, or the next append would glue its record onto the fragment and
+     * both would fail their checksum. If even that fails, the tail is
+     * marked torn and the next append (or open) drops it. */
+    if (ftruncate(l->fd, l->clean_len) != 0) l->torn = 1;
 cleanup:
     free(line);
     free(key);

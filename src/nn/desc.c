@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +36,7 @@ static int parse_int(const char *v, size_t len, int *out)
     char *end;
     errno = 0;
     long x = strtol(tmp, &end, 10);
-    if (*end || errno || x < -1000000000L || x > 1000000000L) return -1;
+    if (*end || errno || x < -FG_DESC_MAX_INT || x > FG_DESC_MAX_INT) return -1;
     *out = (int)x;
     return 0;
 }
@@ -211,7 +212,22 @@ int fg_desc_parse_line(const char *line, size_t len, const char *src, int lineno
     for (int j = 0; j < L->n_in; j++)
         in[j] = nodes[L->in[j]].out;
     L->in_shape = in[0];
-    return ops->infer(L, in, where);
+    int rc = ops->infer(L, in, where);
+    if (rc != FG_OK) return rc;
+    /* each dimension is below 2^31 and the running product is checked
+     * before the next factor, so it never wraps */
+    uint64_t act = L->out.c > 0 ? (uint64_t)L->out.c : 0;
+    if (act <= FG_DESC_MAX_ACT) act *= L->out.h > 0 ? (uint64_t)L->out.h : 0;
+    if (act <= FG_DESC_MAX_ACT) act *= L->out.w > 0 ? (uint64_t)L->out.w : 0;
+    if (L->out.c < 1 || L->out.h < 1 || L->out.w < 1 || act > FG_DESC_MAX_ACT)
+        return fg_err(FG_ERR_FORMAT, "%s: %s output %dx%dx%d is %s (at most %d values per sample)",
+                      where, fg_layer_kind_name(L->kind), L->out.c, L->out.h, L->out.w,
+                      act > FG_DESC_MAX_ACT ? "too large" : "empty", FG_DESC_MAX_ACT);
+    if (L->n_w < 0 || L->n_b < 0 || L->n_s < 0 || L->n_w + L->n_b > FG_DESC_MAX_PARAMS ||
+        L->n_s > FG_DESC_MAX_PARAMS)
+        return fg_err(FG_ERR_FORMAT, "%s: %s has %ld parameters, more than the limit of %d", where,
+                      fg_layer_kind_name(L->kind), L->n_w + L->n_b, FG_DESC_MAX_PARAMS);
+    return FG_OK;
 }
 
 typedef struct {
@@ -306,6 +322,18 @@ static int parse_nodes(const char *desc, const char *src, fg_layer **nodes_out, 
                         src ? src : "<desc>", lineno);
         goto cleanup;
     }
+    long total_p = 0, total_s = 0;
+    for (int i = 0; i < n; i++) {
+        total_p += nodes[i].n_w + nodes[i].n_b;
+        total_s += nodes[i].n_s;
+    }
+    if (total_p > FG_DESC_MAX_PARAMS || total_s > FG_DESC_MAX_PARAMS) {
+        status = fg_err(FG_ERR_FORMAT,
+                        "%s: the model has %ld parameters and %ld state values, more than the "
+                        "limit of %d",
+                        src ? src : "<desc>", total_p, total_s, FG_DESC_MAX_PARAMS);
+        goto cleanup;
+    }
     if ((status = check_layout(nodes, n, src)) != FG_OK) goto cleanup;
     *nodes_out = nodes;
     *n_out = n;
@@ -334,6 +362,21 @@ int fg_model_desc_io(const char *desc, const char *src, fg_shape *in, int *n_cla
     if (status != FG_OK) return status;
     *in = nodes[0].out;
     *n_classes = (int)fg_shape_size(nodes[n - 1].out);
+    free(nodes);
+    return FG_OK;
+}
+
+int fg_model_desc_counts(const char *desc, const char *src, size_t *n_params, size_t *n_state)
+{
+    fg_layer *nodes;
+    int n, cap;
+    int status = parse_nodes(desc, src, &nodes, &n, &cap);
+    if (status != FG_OK) return status;
+    *n_params = *n_state = 0;
+    for (int i = 0; i < n; i++) {
+        *n_params += (size_t)(nodes[i].n_w + nodes[i].n_b);
+        *n_state += (size_t)nodes[i].n_s;
+    }
     free(nodes);
     return FG_OK;
 }

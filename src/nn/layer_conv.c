@@ -327,6 +327,12 @@ static int conv_infer(fg_layer *L, const fg_shape *in, const char *where)
     L->out.c = L->out_c;
     L->out.h = out_dim(in[0].h, L->k, L->stride, L->pad);
     L->out.w = out_dim(in[0].w, L->k, L->stride, L->pad);
+    /* in double first: out_c x c x k x k can pass 2^63 before the
+     * parser's parameter limit sees it */
+    if ((double)L->out_c * in[0].c * L->k * L->k > FG_DESC_MAX_PARAMS)
+        return fg_err(FG_ERR_FORMAT,
+                      "%s: conv with %d x %d x %d x %d weights is over the limit of %d", where,
+                      L->out_c, in[0].c, L->k, L->k, FG_DESC_MAX_PARAMS);
     L->n_w = (long)L->out_c * in[0].c * L->k * L->k;
     L->n_b = L->has_bias ? L->out_c : 0;
     return FG_OK;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 int fg_runner_lock(const char *path)
@@ -26,13 +27,33 @@ int fg_runner_lock(const char *path)
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
-        close(fd);
-        if (e == EWOULDBLOCK)
-            fg_err(FG_ERR_IO, "%s: held by another fixgrid run on this output directory", path);
-        else
+        if (e == EWOULDBLOCK) {
+            /* the holder's own line, to name it */
+            char who[256] = "";
+            ssize_t n = pread(fd, who, sizeof who - 1, 0);
+            who[n > 0 ? n : 0] = 0;
+            who[strcspn(who, "\n")] = 0;
+            fg_err(FG_ERR_IO,
+                   "%s: held by another fixgrid run on this output directory (%s); wait for it "
+                   "or stop it",
+                   path, who[0] ? who : "its pid is not recorded");
+        } else {
             fg_err(FG_ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+        }
+        close(fd);
         return -1;
     }
+    char host[128] = "?", when[64] = "?", line[320];
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = 0;
+    time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int len =
+        snprintf(line, sizeof line, "pid=%ld host=%s started=%s\n", (long)getpid(), host, when);
+    /* best effort: the lock holds without the text */
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len)
+        fg_log(FG_LOG_DEBUG, "%s: could not record the holder", path);
     return fd;
 }
 

@@ -874,7 +874,6 @@ int fg_cmd_run(int argc, char **argv)
     char prefix[32];
     snprintf(prefix, sizeof prefix, "rank %d", rank);
     fg_log_set_prefix(prefix);
-    fg_runner_signal_install();
 
     /* Every rank decides the same things from the same inputs, so the early
      * exits below need no communication. */
@@ -920,6 +919,10 @@ int fg_cmd_run(int argc, char **argv)
         goto finalize;
     }
 
+    /* Only now: until the run starts, SIGTERM keeps its default action, so
+     * a signal during a long parse (a huge experiment file) ends it there
+     * instead of being remembered until the parse is done. */
+    fg_runner_signal_install();
     if (rank == 0) {
         ret = rank0_run(&o, e, jobs, n_jobs, size);
     } else {

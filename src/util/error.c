@@ -20,14 +20,35 @@ const char *fg_strerror(int status)
     return status_text[status];
 }
 
+/* A message longer than the line keeps its head and its tail, with the
+ * middle elided: messages put the place first (file, line, key) and the
+ * reason last, and a long field in between (a path, a value) must not cut
+ * the reason off. */
 int fg_err(int status, const char *fmt, ...)
 {
     /* format into a local buffer first: callers may pass fg_errmsg() as an argument */
     char line[sizeof err_line];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    int need = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    if (need >= (int)sizeof line) {
+        char *full = malloc((size_t)need + 1);
+        if (full) {
+            va_start(ap, fmt);
+            vsnprintf(full, (size_t)need + 1, fmt, ap);
+            va_end(ap);
+            /* 40 bytes are room enough for the marker with any count */
+            char mid[48];
+            int head = 400, tail = (int)sizeof line - 1 - head - 40;
+            int ml = snprintf(mid, sizeof mid, " [... %d characters ...] ", need - head - tail);
+            memcpy(line, full, (size_t)head);
+            memcpy(line + head, mid, (size_t)ml);
+            memcpy(line + head + ml, full + need - tail, (size_t)tail);
+            line[head + ml + tail] = 0;
+            free(full);
+        }
+    }
     memcpy(err_line, line, sizeof line);
     return status;
 }

@@ -9,7 +9,9 @@
  *  - fix_train.h     training steps for approaches: custom loss, per-parameter
  *                    mask, composed datasets; pixel-space views of inputs;
  *  - fix_slice.h     dynamic slicing: gradient sensitivity of layers, top-k slice mask (IRepair);
- *  - fix_attrib.h    model probes, probe anomaly of layers, neuron routing (INNER).
+ *  - fix_attrib.h    model probes, probe anomaly of layers, neuron routing (INNER);
+ *  - fix_augment.h   AugMix operators and mixtures, JSD loss, mixup and the few-shot
+ *                    mix, DFT and the FDA amplitude swap, training with views (DR, FM).
  *
  * Every random draw comes from an fg_rng the caller passes. Searches MAXIMISE
  * their fitness; a minimising cost is passed negated. Nothing is collective.
@@ -20,6 +22,7 @@
 #define FIXGRID_FIXKIT_H
 
 #include "fixgrid/fix_attrib.h"
+#include "fixgrid/fix_augment.h"
 #include "fixgrid/fix_localise.h"
 #include "fixgrid/fix_search.h"
 #include "fixgrid/fix_sets.h"

@@ -156,4 +156,24 @@ typedef struct {
 int fg_aug_train_epoch(fg_model *m, fg_aug_trainer *t, const fg_fix_pool *pool, int batch, fg_rng *rng,
                        volatile const int *cancel, double *mean_loss);
 
+/* Epochs with DeepRepair's checkpointing (repairing.py), on the validation
+ * split instead of the test sets: after each epoch the accuracy on `valid`
+ * and on its rows watch[0..n_watch) (f0's failures there, standing in for the
+ * failure test set); a checkpoint is taken whenever either improves on its
+ * best so far (the first epoch always does), and training stops after
+ * `patience` epochs without a lower validation loss (0: never). */
+typedef struct {
+    int epochs, batch, patience;
+    const fg_dataset *valid;
+    const int *watch;
+    int n_watch;
+} fg_aug_fit_cfg;
+/* *best receives the last checkpoint (a new model, owned by the caller; NULL
+ * on error), *epochs_run the epochs trained, *best_epoch the checkpoint's
+ * epoch (1-based). progress (may be NULL) is called after each epoch. Errors
+ * as fg_aug_train_epoch. */
+int fg_aug_fit(fg_model *m, fg_aug_trainer *t, const fg_fix_pool *pool, const fg_aug_fit_cfg *cfg, fg_rng *rng,
+               volatile const int *cancel, fg_fix_progress progress, void *progress_user, fg_model **best,
+               int *epochs_run, int *best_epoch);
+
 #endif

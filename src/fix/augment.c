@@ -458,3 +458,54 @@ int fg_aug_train_epoch(fg_model *m, fg_aug_trainer *t, const fg_fix_pool *pool, 
     free(pos), free(which), free(row), free(y3), free(xb), free(xv), free(tg);
     return rc;
 }
+
+/* validation accuracy (all rows, watched rows) and mean CE, in EVAL mode */
+static void fit_validate(fg_model *m, const fg_aug_fit_cfg *cfg, int *pred, float *prob, double *acc,
+                         double *acc_watch, double *loss)
+{
+    const fg_dataset *v = cfg->valid;
+    int k = fg_model_n_classes(m), ok = 0, okw = 0;
+    double L = 0;
+    fg_model_predict(m, v->x, v->n, 256, pred, prob);
+    for (int i = 0; i < v->n; i++) {
+        ok += pred[i] == v->y[i];
+        L -= log(fmax((double)prob[(size_t)i * (size_t)k + (size_t)v->y[i]], 1e-30));
+    }
+    for (int i = 0; i < cfg->n_watch; i++) okw += pred[cfg->watch[i]] == v->y[cfg->watch[i]];
+    *acc = v->n ? (double)ok / v->n : 0;
+    *acc_watch = cfg->n_watch ? (double)okw / cfg->n_watch : 0;
+    *loss = v->n ? L / v->n : 0;
+}
+
+int fg_aug_fit(fg_model *m, fg_aug_trainer *t, const fg_fix_pool *pool, const fg_aug_fit_cfg *cfg, fg_rng *rng,
+               volatile const int *cancel, fg_fix_progress progress, void *progress_user, fg_model **best,
+               int *epochs_run, int *best_epoch)
+{
+    const fg_dataset *v = cfg->valid;
+    int k = fg_model_n_classes(m), rc = FG_OK, since = 0;
+    int *pred = fg_xmalloc(sizeof(int) * (size_t)(v->n > 0 ? v->n : 1));
+    float *prob = fg_xfloats((size_t)(v->n > 0 ? v->n : 1) * (size_t)k);
+    double best_acc = -1, best_watch = -1, best_loss = INFINITY;
+    *best = NULL, *epochs_run = 0, *best_epoch = 0;
+    for (int e = 0; e < cfg->epochs; e++) {
+        rc = fg_aug_train_epoch(m, t, pool, cfg->batch, rng, cancel, NULL);
+        if (rc) break;
+        *epochs_run = e + 1;
+        double acc, accw, loss;
+        fit_validate(m, cfg, pred, prob, &acc, &accw, &loss);
+        if (acc > best_acc || (cfg->n_watch && accw > best_watch)) {
+            fg_model_free(*best);
+            *best = fg_model_clone(m);
+            *best_epoch = e + 1;
+        }
+        if (acc > best_acc) best_acc = acc;
+        if (accw > best_watch) best_watch = accw;
+        if (loss < best_loss) best_loss = loss, since = 0;
+        else since++;
+        if (progress) progress(progress_user, (e + 1.0) / cfg->epochs, "epoch");
+        if (cfg->patience > 0 && since >= cfg->patience) break;
+    }
+    if (rc) fg_model_free(*best), *best = NULL;
+    free(pred), free(prob);
+    return rc;
+}

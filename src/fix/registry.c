@@ -18,6 +18,7 @@
     X(external)                \
     /* model level */          \
     X(apricot)                 \
+    X(deeprepair)              \
     /* layer level */          \
     X(threem)                  \
     /* neuron level */         \

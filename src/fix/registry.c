@@ -19,6 +19,7 @@
     /* model level */          \
     X(apricot)                 \
     X(deeprepair)              \
+    X(fsgmix)                  \
     /* layer level */          \
     X(threem)                  \
     /* neuron level */         \

@@ -19,9 +19,9 @@
  *     Every minibatch gives (clean, aug1, aug2): each augmented view is an
  *     AugMix mixture (width 3, depth U{1,2,3}, severity 3) over the nine base
  *     operators plus STYLE, which starts its chain from the input's stylised
- *     copy. Loss CE(clean) + 12 * JSD(clean, aug1, aug2); SGD lr 0.1,
- *     momentum 0.9, weight decay 5e-4, batch 64, cosine per step to 1e-6 over
- *     `epochs` epochs (100).
+ *     copy. Loss CE(clean) + 12 * JSD(clean, aug1, aug2); SGD at the
+ *     original's training rate, momentum 0.9, weight decay 5e-4, batch 64,
+ *     cosine per step to 1e-6 over `epochs` epochs (100).
  *  6. A checkpoint whenever the validation accuracy, or the accuracy on f0's
  *     validation failures, improves; stop after `patience` (5) epochs without
  *     a lower validation loss; return the last checkpoint.
@@ -39,7 +39,12 @@
  *    starts from the stylised image and applies its other drawn ops
  *    (repairing.py, aug()), Dirichlet(1) chain weights, m ~ Beta(1,1), CE on
  *    the clean view only, JSD with the mixture clamped to [1e-7, 1], lambda
- *    12, the optimiser, batch, per-step cosine to 1e-6 and the early stop;
+ *    12, SGD with momentum 0.9 and weight decay 5e-4, batch 64, per-step
+ *    cosine to 1e-6 and the early stop;
+ *  - adapted (`lr` 0 by default): the learning rate is the original's
+ *    training rate; repairing.py's 0.1 is the rate AugMix trains its CIFAR
+ *    models with, and a warm restart of fmnist-lenet5 (trained at 0.01) at
+ *    0.1 cost it 10% accuracy in 10 epochs (`lr: 0.1` gives the literal one);
  *  - substitute (named `substitute=fda-amplitude-swap` in variant): WCT2, a
  *    VGG encoder/decoder photorealistic transfer with pretrained checkpoints,
  *    cannot run here; the FDA amplitude swap (Yang & Soatto, CVPR 2020;
@@ -82,7 +87,7 @@ static const fg_fix_param params[P_COUNT] = {
     [P_CONTENT] = {"content", FG_PARAM_INT, 0, 3000, 0, 1e9, NULL, "training images stylised and trained on; 0 = all"},
     [P_EPOCHS] = {"epochs", FG_PARAM_INT, 100, 10, 1, 100000, NULL, "retraining epochs (cosine horizon)"},
     [P_PATIENCE] = {"patience", FG_PARAM_INT, 5, NAN, 0, 100000, NULL, "epochs without a lower validation loss before stopping (0: never)"},
-    [P_LR] = {"lr", FG_PARAM_FLOAT, 0.1, NAN, 1e-9, 10, NULL, "SGD learning rate (cosine per step to 1e-6)"},
+    [P_LR] = {"lr", FG_PARAM_FLOAT, 0, NAN, 0, 10, NULL, "SGD learning rate, cosine per step to 1e-6; 0 = the original's training rate"},
     [P_MOMENTUM] = {"momentum", FG_PARAM_FLOAT, 0.9, NAN, 0, 0.999, NULL, "SGD momentum"},
     [P_DECAY] = {"weight_decay", FG_PARAM_FLOAT, 5e-4, NAN, 0, 1, NULL, "L2 weight decay"},
     [P_BATCH] = {"batch", FG_PARAM_INT, 64, NAN, 1, 65536, NULL, "minibatch (each input gives three views)"},
@@ -255,8 +260,8 @@ static int dr_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     float *px = fg_xfloats(D), *py = fg_xfloats(D), *po = fg_xfloats(D);
     long *style_class = fg_xcalloc((size_t)C, sizeof(long));
     dr_views_ctx vc = {.s = s};
-    snprintf(res->variant, sizeof res->variant, "%s;substitute=fda-amplitude-swap%s%s",
-             ctx->preset_cpu ? "cpu" : "published", in_pool ? ";failures-in-pool" : "",
+    snprintf(res->variant, sizeof res->variant, "%s;substitute=fda-amplitude-swap%s%s%s",
+             ctx->preset_cpu ? "cpu" : "published", in_pool ? ";failures-in-pool" : "", pv[P_LR] > 0 ? "" : ";lr=recipe",
              from_fail ? "" : ";styles=any-repair");
     if (sets.n_neg == 0) {
         snprintf(res->note, sizeof res->note, "f0 makes no error on the repair split");
@@ -311,7 +316,10 @@ static int dr_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     if ((rc = fg_fix_pool_add(&pool, &aug, NULL, 0))) goto cleanup;
     if (in_pool && (rc = fg_fix_pool_add(&pool, rep, NULL, 0))) goto cleanup;
     fg_recipe r = fg_recipe_default();
-    r.optim = FG_OPTIM_SGD, r.lr = (float)pv[P_LR], r.momentum = (float)pv[P_MOMENTUM];
+    /* repairing.py's 0.1 is the rate AugMix trains its CIFAR models with: by
+     * default the original's own training rate (0.1 without a recipe) */
+    r.optim = FG_OPTIM_SGD, r.momentum = (float)pv[P_MOMENTUM];
+    r.lr = pv[P_LR] > 0 ? (float)pv[P_LR] : (s->recipe ? s->recipe->lr : 0.1f);
     r.weight_decay = (float)pv[P_DECAY];
     o = fg_optim_new(m, &r);
     int batch = (int)pv[P_BATCH], epochs = (int)pv[P_EPOCHS];

@@ -41,8 +41,10 @@
  *  5. Retraining from f0 on the composed pool (`content` training images, not
  *     copied, plus the repair split, which is not mixed: it holds the failures
  *     themselves): views (x', AugMix_pi(x'), AugMix_pi(x')), CE on the clean
- *     view + 12 * JSD; SGD lr 0.1, momentum 0.9, weight decay 5e-4, batch 64,
- *     cosine per step to 1e-6 over `epochs` (20, the spec's 10-20) epochs.
+ *     view + 12 * JSD; SGD at the original's training rate (as DR: the
+ *     lineage's 0.1 is AugMix's CIFAR training rate), momentum 0.9, weight
+ *     decay 5e-4, batch 64, cosine per step to 1e-6 over `epochs` (20, the
+ *     spec's 10-20) epochs.
  *  6. Selection as DeepRepair's (fg_aug_fit): a checkpoint whenever the
  *     validation accuracy or the accuracy on f0's validation failures
  *     improves, stop after `patience` (5) epochs without a lower validation
@@ -79,7 +81,7 @@ static const fg_fix_param params[P_COUNT] = {
     [P_CONTENT] = {"content", FG_PARAM_INT, 0, 3000, 0, 1e9, NULL, "training images in the pool; 0 = all"},
     [P_EPOCHS] = {"epochs", FG_PARAM_INT, 20, 5, 1, 100000, NULL, "retraining epochs (cosine horizon)"},
     [P_PATIENCE] = {"patience", FG_PARAM_INT, 5, NAN, 0, 100000, NULL, "epochs without a lower validation loss before stopping (0: never)"},
-    [P_LR] = {"lr", FG_PARAM_FLOAT, 0.1, NAN, 1e-9, 10, NULL, "SGD learning rate (cosine per step to 1e-6)"},
+    [P_LR] = {"lr", FG_PARAM_FLOAT, 0, NAN, 0, 10, NULL, "SGD learning rate, cosine per step to 1e-6; 0 = the original's training rate"},
     [P_MOMENTUM] = {"momentum", FG_PARAM_FLOAT, 0.9, NAN, 0, 0.999, NULL, "SGD momentum"},
     [P_DECAY] = {"weight_decay", FG_PARAM_FLOAT, 5e-4, NAN, 0, 1, NULL, "L2 weight decay"},
     [P_BATCH] = {"batch", FG_PARAM_INT, 64, NAN, 1, 65536, NULL, "minibatch (each input gives three views)"},
@@ -238,8 +240,9 @@ static int fm_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     int *shots = fg_xmalloc(sizeof(int) * (size_t)(sets.n_neg + 1)), *content = NULL;
     double score[FG_AUG_OP_COUNT] = {0}, pi[FG_AUG_OP_COUNT] = {0};
     fm_views_ctx vc = {.s = s, .k = C};
-    snprintf(res->variant, sizeof res->variant, "%s;reconstruction%s%s%s", ctx->preset_cpu ? "cpu" : "published",
-             s->is_image ? "" : ";table-jitter", same ? "" : ";pairing=any", guided ? "" : ";unguided");
+    snprintf(res->variant, sizeof res->variant, "%s;reconstruction%s%s%s%s", ctx->preset_cpu ? "cpu" : "published",
+             s->is_image ? "" : ";table-jitter", pv[P_LR] > 0 ? "" : ";lr=recipe", same ? "" : ";pairing=any",
+             guided ? "" : ";unguided");
     if (sets.n_neg == 0) {
         snprintf(res->note, sizeof res->note, "f0 makes no error on the repair split");
         res->f1 = m;
@@ -273,7 +276,10 @@ static int fm_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     if ((rc = fg_fix_pool_add(&pool, tr, content, n_content))) goto cleanup;
     if ((rc = fg_fix_pool_add(&pool, rep, NULL, 0))) goto cleanup;
     fg_recipe r = fg_recipe_default();
-    r.optim = FG_OPTIM_SGD, r.lr = (float)pv[P_LR], r.momentum = (float)pv[P_MOMENTUM];
+    /* repairing.py's 0.1 is the rate AugMix trains its CIFAR models with: by
+     * default the original's own training rate (0.1 without a recipe) */
+    r.optim = FG_OPTIM_SGD, r.momentum = (float)pv[P_MOMENTUM];
+    r.lr = pv[P_LR] > 0 ? (float)pv[P_LR] : (s->recipe ? s->recipe->lr : 0.1f);
     r.weight_decay = (float)pv[P_DECAY];
     o = fg_optim_new(m, &r);
     int batch = (int)pv[P_BATCH], epochs = (int)pv[P_EPOCHS];

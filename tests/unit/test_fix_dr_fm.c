@@ -137,10 +137,11 @@ Test(deeprepair, lifts_accuracy_on_the_failure_modes, .timeout = 120)
     fixture f;
     setup_fx(&f, -1);
     fg_fix_result res;
-    cr_assert_eq(run_with("DR", &f, NULL, 0, NULL, 0, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(run_with("DR", &f, "epochs", 10, NULL, 0, &res), FG_OK, "%s", fg_errmsg()); /* a short cosine: a fast test */
     double a0 = acc(f.f0, &f.test), a1 = acc(res.f1, &f.test);
     double v0 = acc(f.f0, &f.val), v1 = acc(res.f1, &f.val);
-    cr_assert_gt(a1, a0 + 8, "failure modes %.1f -> %.1f (%s)", a0, a1, res.note);
+    cr_log_info("failure modes %.1f -> %.1f, normal %.1f -> %.1f (%s)", a0, a1, v0, v1, res.note);
+    cr_assert_gt(a1, a0 + 10, "failure modes %.1f -> %.1f (%s)", a0, a1, res.note);
     cr_assert_geq(v1, v0 - 10, "normal images %.1f -> %.1f", v0, v1);
     cr_assert_eq(fg_model_n_params(res.f1), fg_model_n_params(f.f0));
     cr_assert_gt(res.weights_changed, 0);
@@ -205,10 +206,11 @@ Test(fsgmix, lifts_accuracy_on_the_failure_modes, .timeout = 120)
     fixture f;
     setup_fx(&f, -1);
     fg_fix_result res;
-    cr_assert_eq(run_with("FM", &f, NULL, 0, NULL, 0, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(run_with("FM", &f, "epochs", 10, NULL, 0, &res), FG_OK, "%s", fg_errmsg()); /* a short cosine: a fast test */
     double a0 = acc(f.f0, &f.test), a1 = acc(res.f1, &f.test);
     double v0 = acc(f.f0, &f.val), v1 = acc(res.f1, &f.val);
-    cr_assert_gt(a1, a0 + 8, "failure modes %.1f -> %.1f (%s)", a0, a1, res.note);
+    cr_log_info("failure modes %.1f -> %.1f, normal %.1f -> %.1f (%s)", a0, a1, v0, v1, res.note);
+    cr_assert_gt(a1, a0 + 10, "failure modes %.1f -> %.1f (%s)", a0, a1, res.note);
     cr_assert_geq(v1, v0 - 10, "normal images %.1f -> %.1f", v0, v1);
     cr_assert_eq(fg_model_n_params(res.f1), fg_model_n_params(f.f0));
     fg_model_free(res.f1);

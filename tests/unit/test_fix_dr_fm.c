@@ -145,7 +145,15 @@ Test(deeprepair, lifts_accuracy_on_the_failure_modes, .timeout = 120)
     cr_assert_geq(v1, v0 - 10, "normal images %.1f -> %.1f", v0, v1);
     cr_assert_eq(fg_model_n_params(res.f1), fg_model_n_params(f.f0));
     cr_assert_gt(res.weights_changed, 0);
-    fg_model_free(res.f1);
+    /* control: the released pool (stylised training images only, no repair inputs) does
+     * not lift the toy's modes: the FDA swap keeps the content's phase, so it can carry
+     * neither a shift nor an inversion; the lift above comes from the composed pool */
+    fg_fix_result ctl;
+    cr_assert_eq(run_with("DR", &f, "epochs", 10, "repair_in_pool", 0, &ctl), FG_OK, "%s", fg_errmsg());
+    double ac = acc(ctl.f1, &f.test);
+    cr_log_info("released pool: failure modes %.1f (%s)", ac, ctl.note);
+    cr_assert_lt(ac, a1 - 10, "released pool %.1f, composed pool %.1f", ac, a1);
+    fg_model_free(res.f1), fg_model_free(ctl.f1);
     teardown_fx(&f);
 }
 

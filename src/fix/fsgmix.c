@@ -51,9 +51,9 @@
  *     loss, return the last checkpoint.
  * Points of the reconstruction, each a decision, not the paper's text: the
  * feature-distance op score and its softmax at tau = std (spec 5.b.2-3) and
- * the blend with uniform draws, the
- * same-label mixup with the failures (5.b.4) and its share, the repair split in the pool
- * (the issue's composed dataset), the selection on the validation split (no
+ * the blend with uniform draws, the same-label mix with the failures (5.b.4)
+ * and its share, the repair split in the pool (the issue's composed
+ * dataset), the learning rate, the selection on the validation split (no
  * test data). Tables (no pixel space): the op set is the table equivalent
  * (Gaussian jitter, std level * 0.5 / 10 in standardised units), so step 2-3
  * are trivial and the guided mix carries the method (`table-jitter` in
@@ -68,8 +68,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_SHOTS, P_SCORE_N, P_UNIFORM, P_ALPHA, P_MIX_SHARE, P_PAIRING, P_GUIDED, P_CONTENT, P_EPOCHS, P_PATIENCE, P_LR, P_MOMENTUM,
-       P_DECAY, P_BATCH, P_LAMBDA, P_WIDTH, P_DEPTH, P_SEVERITY, P_COUNT };
+enum { P_SHOTS, P_SCORE_N, P_UNIFORM, P_ALPHA, P_MIX_SHARE, P_PAIRING, P_GUIDED, P_CONTENT, P_EPOCHS,
+       P_PATIENCE, P_LR, P_MOMENTUM, P_DECAY, P_BATCH, P_LAMBDA, P_WIDTH, P_DEPTH, P_SEVERITY, P_COUNT };
 static const fg_fix_param params[P_COUNT] = {
     [P_SHOTS] = {"shots", FG_PARAM_INT, 100, NAN, 1, 1e6, NULL, "failures per class in the few-shot set"},
     [P_SCORE_N] = {"score_n", FG_PARAM_INT, 500, 100, 1, 1e6, NULL, "training images that score each op"},

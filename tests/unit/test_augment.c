@@ -421,3 +421,22 @@ Test(augment, train_epoch_runs_the_views_and_lowers_the_loss)
     fg_model_free(m);
     fg_dataset_free(&d);
 }
+
+Test(augment, table_jitter_has_the_level_scaled_spread)
+{
+    /* one s = level * 0.5 / 10 per call, level ~ U(0.1, 3): s in [0.005, 0.15) */
+    enum { D = 4000 };
+    static float x[D], out[D];
+    fg_rng r;
+    fg_rng_seed(&r, 21);
+    double smax = 0, smin = 1;
+    for (int t = 0; t < 50; t++) {
+        fg_aug_jitter(x, out, D, 3, &r);
+        double ss = 0;
+        for (int j = 0; j < D; j++) ss += (double)out[j] * out[j];
+        double sd = sqrt(ss / D);
+        smax = fmax(smax, sd), smin = fmin(smin, sd);
+    }
+    cr_assert(smin > 0.004 && smax < 0.16, "spread %.4f .. %.4f", smin, smax);
+    cr_assert_gt(smax, 3 * smin, "the level varies from call to call");
+}

@@ -10,6 +10,8 @@
  *                    mask, composed datasets; pixel-space views of inputs;
  *  - fix_slice.h     dynamic slicing: gradient sensitivity of layers, top-k slice mask (IRepair);
  *  - fix_attrib.h    model probes, probe anomaly of layers, neuron routing (INNER);
+ *  - fix_augment.h   AugMix operators and mixtures, JSD loss, mixup and the few-shot
+ *                    mix, DFT and the FDA amplitude swap, training with views (DR, FM).
  *  - fix_edit.h      Editable Training's editor over the last dense layer and the
  *                    exact gradient of its objective through the edit steps (ET).
  *  - fix_lrp.h       layer-wise relevance propagation heat maps (HUDD);
@@ -24,6 +26,7 @@
 #define FIXGRID_FIXKIT_H
 
 #include "fixgrid/fix_attrib.h"
+#include "fixgrid/fix_augment.h"
 #include "fixgrid/fix_cluster.h"
 #include "fixgrid/fix_edit.h"
 #include "fixgrid/fix_localise.h"

@@ -19,6 +19,8 @@
     /* model level */          \
     X(apricot)                 \
     X(editable)                \
+    X(fsgmix)                  \
+    X(deeprepair)              \
     X(hudd)                    \
     X(hybridrepair)            \
     /* layer level */          \

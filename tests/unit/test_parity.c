@@ -523,6 +523,15 @@ Test(parity, densenet121_catches_five_percent_gradient_error)
     cr_expect_gt(n_bad, 0, "a 1.05x conv weight gradient went unnoticed");
 }
 
+/* The same for facenet (87 kinks at 160x160, in the convs): 1% in one conv. */
+Test(parity, facenet_catches_one_percent_gradient_error)
+{
+    int n_bad = 0;
+    const parity_run run = {&n_bad, "conv2.weight", 0};
+    run_arch_with("facenet", &run);
+    cr_expect_gt(n_bad, 0, "a 1.01x conv weight gradient went unnoticed");
+}
+
 /* Layer kinds and options the zoo lacks: padded/strided max-pool, avgpool,
  * scale, concat, dropout (p=0 here), BN with non-default eps and momentum,
  * dense without bias (tests/fixtures/extras.desc). */

@@ -254,7 +254,10 @@ static double subject_cost(const fg_experiment *e, int s)
     static const struct {
         const char *pat;
         double cost;
-    } arch[] = {{"mlp", 0.05}, {"lenet", 1}, {"resnet", 15}, {"vgg", 20}, {"densenet", 40}};
+    } arch[] = {{"mlp", 0.05}, {"lenet", 1},    {"resnet", 15},
+                {"vgg", 20},   {"facenet", 27}, {"densenet", 390}};
+    /* facenet and densenet121 by their measured 1-thread training speed
+     * relative to vgg16's (slurm/README.md: 55 and 3.8 vs 74 images/s) */
     subject_scan sc;
     scan_subject(e->subjects[s].path, &sc);
     double a = 5;

@@ -24,6 +24,7 @@
 #include "fixgrid/cli.h"
 #include "fixgrid/grid.h"
 #include "fixgrid/runner.h"
+#include "fixgrid/subject.h"
 
 #include <mpi.h>
 
@@ -619,6 +620,59 @@ static void select_jobs(const run_opts *o, const fg_job *jobs, int n, const done
     }
 }
 
+/* A dry run loads no data, but it should tell before a cluster allocation
+ * which subjects' files are not where their subject file says: one comment
+ * line per missing file or folder, with the root looked at and the subject's
+ * `get:` text. The root resolves as fg_subject_data does ($root_env, else
+ * root, relative ones under fg_subject_home); a missing "x.gz" may be an
+ * unpacked "x". Returns the number of subjects with something missing. */
+static int dry_run_data(const fg_experiment *e)
+{
+    int n_missing = 0;
+    fg_subject *s = fg_xmalloc(sizeof *s);
+    for (int i = 0; i < fg_experiment_n_subjects(e); i++) {
+        if (fg_subject_load(fg_experiment_subject_path(e, i), s) != FG_OK) {
+            printf("# subject %s: %s\n", fg_experiment_subject(e, i), fg_errmsg());
+            n_missing++;
+            continue;
+        }
+        const char *env = s->root_env[0] ? getenv(s->root_env) : NULL;
+        char root[2 * FG_SUBJECT_TEXT + 8], home[FG_SUBJECT_TEXT], path[3 * FG_SUBJECT_TEXT];
+        if (env && env[0])
+            snprintf(root, sizeof root, "%s", env);
+        else if (s->root[0] == '/' || fg_subject_home(home, sizeof home) != FG_OK)
+            snprintf(root, sizeof root, "%s", s->root);
+        else
+            snprintf(root, sizeof root, "%s/%s", home, s->root);
+        const char *hint = env && env[0] ? " (from $" : s->root_env[0] ? " (or set $" : "";
+        const char *tail = env && env[0] ? ")" : s->root_env[0] ? " to its folder)" : "";
+        int missing = !fg_file_exists(root);
+        if (missing)
+            printf("# subject %s: data missing: no folder %s%s%s%s\n", s->name, root, hint,
+                   s->root_env, tail);
+        for (int k = 0; !missing && k < s->n_train_files + s->n_test_files; k++) {
+            const char *f =
+                k < s->n_train_files ? s->train_files[k] : s->test_files[k - s->n_train_files];
+            snprintf(path, sizeof path, "%s/%s", root, f);
+            size_t len = strlen(path);
+            int found = fg_file_exists(path);
+            if (!found && len > 3 && !strcmp(path + len - 3, ".gz")) {
+                path[len - 3] = 0;
+                found = fg_file_exists(path);
+                path[len - 3] = '.';
+            }
+            if (found) continue;
+            printf("# subject %s: data missing: %s%s%s%s\n", s->name, path, hint, s->root_env,
+                   tail);
+            missing = 1;
+        }
+        if (missing) printf("# subject %s: to get it: %s\n", s->name, s->get);
+        n_missing += missing;
+    }
+    free(s);
+    return n_missing;
+}
+
 static void dry_run(const run_opts *o, const fg_experiment *e, const fg_job *jobs, int n,
                     const fg_sched_state *state, const fg_sched *sched)
 {
@@ -639,6 +693,10 @@ static void dry_run(const run_opts *o, const fg_experiment *e, const fg_job *job
         cost += jobs[i].cost;
     }
     printf("# total expected cost %.3f\n", cost);
+    int n_missing = dry_run_data(e);
+    if (n_missing)
+        printf("# %d subject(s) lack data: their jobs would fail until it is in place\n",
+               n_missing);
 }
 
 /* Take the run lock, merge shards (unsharded run), open this run's ledger

@@ -16,6 +16,12 @@ n=$(wc -l < keys.txt)
 grep -q "^# $n jobs: $n to run, 0 done" dry.txt || fail "dry run header: $(head -2 dry.txt)"
 awk '!/^#/ && NR > 3 && $3 + 0 <= 0 {exit 1}' dry.txt || fail "a job without a positive cost"
 [ ! -e "$out" ] || fail "the dry run created $out"
+! grep -q "data missing" dry.txt || fail "the dry run saw missing data: $(grep 'data missing' dry.txt)"
+# With the subject's data folder elsewhere it names the folder and the subject's get: line.
+FIXGRID_FMNIST=/nonexistent/fmnist "$FG_EXE" run exp.yaml --dry-run > dry-missing.txt
+grep -q "data missing: no folder /nonexistent/fmnist (from \$FIXGRID_FMNIST)" dry-missing.txt ||
+    fail "missing data not reported: $(grep '^# subj' dry-missing.txt)"
+grep -q "to get it: " dry-missing.txt || fail "no get line for the missing data"
 
 run_np 2 run exp.yaml 2> run1.txt || fail "first run failed: $(cat run1.txt)"
 $PY "$CHECK" once "$out/ledger.tsv" keys.txt

@@ -30,8 +30,16 @@ typedef struct {
  *          BN channels 336 -> state 672.
  *  income-mlp: 75*64+64 = 4864, 64*32+32 = 2080, 32*2+2 = 66 -> 7,010 (2 classes).
  *  tiny: conv1 4*1*25+4 = 104, fc1 (4*6*6)*32+32 = 4640, fc2 32*10+10 = 330
- *          -> 5,074. */
+ *          -> 5,074.
+ *  densenet121: conv0 64*3*49 = 9408; a dense layer on c channels: BN 2c +
+ *          conv1 128c + BN 256 + conv2 32*128*9 = 36864; a transition on c:
+ *          BN 2c + c*c/2; norm5 2*1024; classifier 1024*1000+1000 -> 7,978,856
+ *          (torchvision's count); BN channels 41,824 -> state 83,648.
+ *  facenet: convs 896 + 18496 + 73856 + 295168, fc1 (256*10*10)*128+128 =
+ *          3276928, fc2 128*2+2 = 258 -> 3,665,602 (2 classes). */
 static const zoo_expect expect[] = {
+    {"densenet121", 7978856, 83648, 3, 224, 224, 1000},
+    {"facenet", 3665602, 0, 3, 160, 160, 2},
     {"income-mlp", 7010, 0, 75, 1, 1, 2},
     {"lenet5", 29450, 0, 1, 28, 28, 10},
     {"mlp", 235146, 0, 1, 28, 28, 10},

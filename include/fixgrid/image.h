@@ -12,7 +12,8 @@
  * the convention torchvision's Resize on PIL images uses): a separable
  * triangle filter whose support widens with the downscale factor
  * (antialiased), pixel centres at (i + 0.5) * in / out, horizontal pass
- * first, the intermediate rounded to 8 bits as Pillow does; the final pass
+ * first, the intermediate rounded to 8 bits in Pillow's 22-bit fixed point
+ * (so it equals Pillow's horizontal pass bit for bit); the final pass
  * is kept in float (no last rounding), so ours is within 0.5 / 255 of
  * Pillow's 8-bit result.
  *
@@ -24,8 +25,8 @@
  * (torchvision CenterCrop).
  *
  * Errors name the file: "PATH: not a JPEG or PNG file", "PATH: JPEG: <libjpeg's
- * message>", "PATH: truncated JPEG data" (libjpeg's premature-end warning is
- * an error here), "PATH: PNG: <libpng's message>", and for the folder
+ * message>", "PATH: JPEG data ends early (truncated or corrupt): ..." (libjpeg's
+ * premature-end and corrupt-data warnings are errors here), "PATH: PNG: <libpng's message>", and for the folder
  * datasets "PATH: not a UTKFace name (age_gender_race_date.jpg)", and so on.
  * Nothing here exits; every error goes through fg_err.
  */

@@ -53,7 +53,7 @@ static int decode_jpeg(const char *path, const unsigned char *buf, size_t len,
         jpeg_destroy_decompress(&ci);
         free(out);
         int trunc = strstr(e.msg, "Premature end") != NULL;
-        return fg_err(FG_ERR_FORMAT, "%s: %s%s", path, trunc ? "truncated JPEG data: " : "JPEG: ",
+        return fg_err(FG_ERR_FORMAT, "%s: %s%s", path, trunc ? "JPEG data ends early (truncated or corrupt): " : "JPEG: ",
                       e.msg);
     }
     jpeg_mem_src(&ci, buf, (unsigned long)len);
@@ -82,10 +82,15 @@ static int decode_png(const char *path, const unsigned char *buf, size_t len,
     im.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&im, buf, len))
         return fg_err(FG_ERR_FORMAT, "%s: PNG: %s", path, im.message);
-    im.format = PNG_FORMAT_RGB; /* alpha dropped (composited on black), palette expanded */
-    size_t size = PNG_IMAGE_SIZE(im);
+    /* RGBA, then the alpha dropped (not composited), as PIL's convert("RGB");
+     * palettes and grayscale are expanded by libpng */
+    im.format = PNG_FORMAT_RGBA;
+    size_t size = PNG_IMAGE_SIZE(im), npx = (size_t)im.width * (size_t)im.height;
     unsigned char *out = fg_xmalloc(size ? size : 1);
-    if (!png_image_finish_read(&im, NULL, out, 0, NULL)) {
+    if (png_image_finish_read(&im, NULL, out, 0, NULL)) {
+        for (size_t i = 0; i < npx; i++)
+            memmove(out + 3 * i, out + 4 * i, 3);
+    } else {
         int rc = fg_err(FG_ERR_FORMAT, "%s: PNG: %s", path, im.message);
         free(out);
         png_image_free(&im);
@@ -197,12 +202,7 @@ static void free_coeffs(coeffs *c)
     free(c->k);
 }
 
-static unsigned char clip8(double v)
-{
-    /* Pillow rounds half up in its fixed-point passes */
-    v = floor(v + 0.5);
-    return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
-}
+enum { FIX_BITS = 32 - 8 - 2 }; /* Pillow's PRECISION_BITS */
 
 void fg_image_resize(const unsigned char *src, int h, int w, int c, int oh, int ow, float *dst)
 {
@@ -217,10 +217,15 @@ void fg_image_resize(const unsigned char *src, int h, int w, int c, int oh, int 
             for (int x = 0; x < ow; x++) {
                 const double *k = cx.k + (size_t)x * (size_t)cx.ksize;
                 for (int ch = 0; ch < c; ch++) {
-                    double v = 0;
+                    /* Pillow's 8-bit arithmetic: weights in 22-bit fixed point,
+                     * half added, shifted down; ties then fall as Pillow's do */
+                    long long v = 1LL << (FIX_BITS - 1);
                     for (int j = 0; j < cx.n[x]; j++)
-                        v += k[j] * src[((size_t)y * (size_t)w + (size_t)(cx.lo[x] + j)) * (size_t)c + (size_t)ch];
-                    mid[((size_t)y * (size_t)ow + (size_t)x) * (size_t)c + (size_t)ch] = clip8(v);
+                        v += (long long)(0.5 + k[j] * (double)(1LL << FIX_BITS)) *
+                             src[((size_t)y * (size_t)w + (size_t)(cx.lo[x] + j)) * (size_t)c + (size_t)ch];
+                    v >>= FIX_BITS;
+                    mid[((size_t)y * (size_t)ow + (size_t)x) * (size_t)c + (size_t)ch] =
+                        (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
                 }
             }
         free_coeffs(&cx);

@@ -44,7 +44,7 @@ static int decode_jpeg(const char *path, const unsigned char *buf, size_t len,
 {
     struct jpeg_decompress_struct ci;
     jerr e;
-    unsigned char *volatile out = NULL;
+    unsigned char *volatile out = NULL, *volatile line = NULL;
     ci.err = jpeg_std_error(&e.pub);
     e.pub.error_exit = jerr_exit;
     e.pub.emit_message = jerr_emit;
@@ -52,20 +52,39 @@ static int decode_jpeg(const char *path, const unsigned char *buf, size_t len,
     if (setjmp(e.jump)) {
         jpeg_destroy_decompress(&ci);
         free(out);
+        free(line);
         int trunc = strstr(e.msg, "Premature end") != NULL;
         return fg_err(FG_ERR_FORMAT, "%s: %s%s", path, trunc ? "JPEG data ends early (truncated or corrupt): " : "JPEG: ",
                       e.msg);
     }
     jpeg_mem_src(&ci, buf, (unsigned long)len);
     jpeg_read_header(&ci, TRUE);
-    ci.out_color_space = JCS_RGB; /* grayscale and YCbCr alike, as PIL's convert("RGB") */
+    /* CMYK/YCCK files (a few in ImageNet's train set) come out as CMYK and
+     * are converted below; the rest as RGB, as PIL's convert("RGB") */
+    int cmyk = ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK;
+    ci.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     jpeg_start_decompress(&ci);
     int W = (int)ci.output_width, H = (int)ci.output_height;
     out = fg_xmalloc((size_t)W * (size_t)H * 3);
+    if (cmyk) line = fg_xmalloc((size_t)W * 4);
     while (ci.output_scanline < ci.output_height) {
-        JSAMPROW row = out + (size_t)ci.output_scanline * (size_t)W * 3;
+        unsigned char *dst = out + (size_t)ci.output_scanline * (size_t)W * 3;
+        JSAMPROW row = cmyk ? line : dst;
         jpeg_read_scanlines(&ci, &row, 1);
+        /* Pillow's cmyk2rgb: R = (255 - K) - (C (255 - K)) / 255 with its
+         * MULDIV255 rounding; Adobe files store the inks inverted */
+        for (int x = 0; cmyk && x < W; x++) {
+            const unsigned char *q = line + 4 * x;
+            int inv = ci.saw_Adobe_marker, k = inv ? 255 - q[3] : q[3], nk = 255 - k;
+            for (int ch = 0; ch < 3; ch++) {
+                int c = inv ? 255 - q[ch] : q[ch], t = c * nk + 128;
+                int v = nk - (((t >> 8) + t) >> 8);
+                dst[3 * x + ch] = (unsigned char)(v < 0 ? 0 : v);
+            }
+        }
     }
+    free(line);
+    line = NULL;
     jpeg_finish_decompress(&ci);
     jpeg_destroy_decompress(&ci);
     *pix = out;

@@ -55,7 +55,8 @@ static unsigned char *read_raw(const char *path, size_t want)
     return b;
 }
 
-static const char *const fixtures[] = {"rgb.jpg", "gray.jpg", "rgb.png", "palette.png"};
+static const char *const fixtures[] = {"rgb.jpg", "gray.jpg", "rgb.png", "palette.png",
+                                       "cmyk.jpg"};
 
 Test(image, decode_equals_pillow)
 {

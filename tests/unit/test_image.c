@@ -539,3 +539,64 @@ Test(image, imagenet_subject_pools_and_missing_files)
     cr_assert_not_null(strstr(fg_errmsg(), "put ILSVRC2012 here"), "%s", fg_errmsg());
     cr_assert_not_null(strstr(fg_errmsg(), "/val"), "%s", fg_errmsg());
 }
+
+Test(image, batch_decode_equals_the_loaded_rows)
+{
+    char root[128];
+    snprintf(root, sizeof root, "%s/utk", dir);
+    write_utk(root);
+    fg_image_list l;
+    cr_assert_eq(fg_utkface_list(root, &l), FG_OK);
+    fg_image_prep p = {6, 7, 0};
+    fg_dataset d;
+    cr_assert_eq(fg_image_list_load(&l, &p, 0, root, &d), FG_OK);
+    int idx[3] = {7, 0, 29};
+    float x[3 * 3 * 42];
+    cr_assert_eq(fg_image_list_decode(&l, &p, idx, 3, x), FG_OK);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(memcmp(x + i * 126, d.x + (size_t)idx[i] * 126, sizeof(float) * 126), 0,
+                     "row %d", idx[i]);
+    fg_dataset_free(&d);
+    fg_image_list_free(&l);
+}
+
+Test(image, subject_schema_for_image_kinds)
+{
+    char yaml[160], text[2048];
+    snprintf(yaml, sizeof yaml, "%s/tk.yaml", dir);
+    struct {
+        const char *dataset, *pre, *extra, *what;
+    } bad[] = {
+        {"{kind: utkface, root: /x, get: g, train: [a]}", "{mean: [0.5], std: [0.2]}",
+         "groups: {names: [w, n]}\n", "preprocess.size"},
+        {"{kind: imagenet, root: /x, get: g, train: [a]}", "{size: [8, 8]}", "",
+         "dataset.test: imagenet"},
+        {"{kind: utkface, root: /x, get: g, train: [a], test: [b]}", "{size: [8, 8]}",
+         "groups: {names: [w, n]}\n", "one folder"},
+        {"{kind: imagenet, root: /x, get: g, train: [a], test: [b]}",
+         "{size: [8, 8], resize_short: 6}", "", "smaller than the 8x8 crop"},
+        {"{kind: cifar10, root: /x, get: g, train: [a]}", "{size: [8, 8]}", "",
+         "image-folder subjects"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        snprintf(text, sizeof text,
+                 "name: tk\nrole: t\ndataset: %s\npreprocess: %s\nsplit: {seed: 1, sizes: [1, 1, "
+                 "1, 1]}\n%s%s",
+                 bad[k].dataset, bad[k].pre, bad[k].extra, recipe);
+        write_subject(yaml, text);
+        fg_subject s;
+        cr_assert_neq(fg_subject_load(yaml, &s), FG_OK, "case %zu accepted", k);
+        cr_assert_not_null(strstr(fg_errmsg(), bad[k].what), "case %zu: %s", k, fg_errmsg());
+        cr_assert_not_null(strstr(fg_errmsg(), "tk.yaml:"), "%s", fg_errmsg());
+    }
+    /* the image keys enter the hash; older kinds' canonical text has no image line */
+    fg_subject a, b;
+    cr_assert_eq(fg_subject_load("utkface-facenet", &a), FG_OK, "%s", fg_errmsg());
+    b = a;
+    b.image_size[0] = 128;
+    cr_assert_neq(fg_subject_hash(&a), fg_subject_hash(&b));
+    cr_assert_eq(fg_subject_load("cifar10-vgg16", &b), FG_OK, "%s", fg_errmsg());
+    char *t = fg_subject_canonical(&b);
+    cr_assert_null(strstr(t, "image size"), "%s", t);
+    free(t);
+}

@@ -45,6 +45,13 @@ int fg_image_decode(const char *path, unsigned char **pix, int *h, int *w);
  * oh x ow, written planar c x oh x ow as floats in [0, 255]. */
 void fg_image_resize(const unsigned char *src, int h, int w, int c, int oh, int ow, float *dst);
 
+/* Nearest-neighbour resize as Pillow's Image.resize(size, Image.NEAREST)
+ * (Keras' load_img default): output pixel i reads input floor((i + 0.5) *
+ * in / out), the coordinate accumulated as Pillow's ImagingScaleAffine does;
+ * same layout as fg_image_resize, values exact. */
+void fg_image_resize_nearest(const unsigned char *src, int h, int w, int c, int oh, int ow,
+                             float *dst);
+
 /* Write 8-bit RGB (h x w x 3 interleaved) as a baseline JPEG of the given
  * quality: the tests' files and nothing else. */
 int fg_image_write_jpeg(const char *path, const unsigned char *pix, int h, int w, int quality);
@@ -52,6 +59,7 @@ int fg_image_write_jpeg(const char *path, const unsigned char *pix, int h, int w
 typedef struct {
     int out_h, out_w;  /* the model's input size */
     int resize_short;  /* 0: resize straight to out_h x out_w; S: shorter side to S, centre crop */
+    int nearest;       /* 1: nearest-neighbour resize instead of bilinear (see below) */
 } fg_image_prep;
 
 /* Decode, resize, crop: x receives 3 x out_h x out_w floats, raw / 255. */

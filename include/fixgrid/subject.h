@@ -19,7 +19,8 @@
  *   preprocess: scale (raw pixel divisor, default 255), mean/std (per
  *       channel, same length), standardize_features (csv: train statistics),
  *       size [h, w] and resize_short (image folders: the model's input and
- *       the shorter side before a centre crop, 0 = resize to size; image.h)
+ *       the shorter side before a centre crop, 0 = resize to size; image.h),
+ *       interpolation (bilinear, the default, or nearest)
  *   split*: seed*, and sizes [4] or (one pool) fractions [4]
  *   label: column*, positive* (csv: label 1 iff the cell is listed)
  *   groups: names [2]*, column, first (csv: group 0 iff the cell is listed)
@@ -93,6 +94,7 @@ typedef struct {
      * (after the shorter side goes to resize_short and a centre crop) */
     int image_size[2];
     int resize_short;
+    int interpolation; /* 0 bilinear, 1 nearest */
 
     /* splits (train, valid, repair, test); sizes before colour rendering */
     uint64_t split_seed;

@@ -273,6 +273,32 @@ void fg_image_resize(const unsigned char *src, int h, int w, int c, int oh, int 
     free(mid);
 }
 
+/* Pillow's ImagingScaleAffine: x0 = scale / 2, then += scale per pixel */
+static void nearest_index(int in, int out, int *idx)
+{
+    double scale = (double)in / out, xo = scale * 0.5;
+    for (int i = 0; i < out; i++, xo += scale) {
+        int v = xo < 0 ? -1 : (int)xo;
+        idx[i] = v < 0 ? 0 : v >= in ? in - 1 : v;
+    }
+}
+
+void fg_image_resize_nearest(const unsigned char *src, int h, int w, int c, int oh, int ow,
+                             float *dst)
+{
+    int *ix = fg_xmalloc(sizeof(int) * (size_t)ow), *iy = fg_xmalloc(sizeof(int) * (size_t)oh);
+    nearest_index(w, ow, ix);
+    nearest_index(h, oh, iy);
+    size_t plane = (size_t)oh * (size_t)ow;
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++)
+            for (int ch = 0; ch < c; ch++)
+                dst[(size_t)ch * plane + (size_t)y * (size_t)ow + (size_t)x] =
+                    src[((size_t)iy[y] * (size_t)w + (size_t)ix[x]) * (size_t)c + (size_t)ch];
+    free(ix);
+    free(iy);
+}
+
 /* round(d / 2) with ties to even, as Python's round in torchvision's CenterCrop */
 static int half_even(int d)
 {
@@ -305,7 +331,10 @@ int fg_image_load(const char *path, const fg_image_prep *p, float *x)
     }
     float *r = x;
     if (rh != p->out_h || rw != p->out_w) r = fg_xfloats((size_t)3 * (size_t)rh * (size_t)rw);
-    fg_image_resize(pix, h, w, 3, rh, rw, r);
+    if (p->nearest)
+        fg_image_resize_nearest(pix, h, w, 3, rh, rw, r);
+    else
+        fg_image_resize(pix, h, w, 3, rh, rw, r);
     free(pix);
     if (r != x) {
         int top = half_even(rh - p->out_h), left = half_even(rw - p->out_w);

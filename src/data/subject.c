@@ -118,6 +118,7 @@ static const field dataset_fields[] = {
     NUM("colour_seed", T_U64, colour_seed, 0, 0, 0),
     END,
 };
+static const char *const interp_names[] = {"bilinear", "nearest"};
 static const field preprocess_fields[] = {
     NUM("scale", T_FLOAT, scale, 1e-6, 1e9, 0),
     LIST("mean", T_FLOATS, mean, n_norm, -1e9, 1e9, 0, 0),
@@ -125,6 +126,7 @@ static const field preprocess_fields[] = {
     NUM("standardize_features", T_BOOL, standardize_features, 0, 1, 0),
     LIST("size", T_INTS, image_size, image_size, 1, 4096, 0, 1),
     NUM("resize_short", T_INT, resize_short, 0, 8192, 0),
+    ENUMF("interpolation", interpolation, interp_names, 2, 0),
     END,
 };
 static const field split_fields[] = {
@@ -462,9 +464,10 @@ static int validate(parse_ctx *c, const char *stem)
             return at(c, mark_of(c, preprocess_fields, "resize_short"), FG_ERR_ARG,
                       "preprocess.resize_short %d is smaller than the %dx%d crop",
                       s->resize_short, s->image_size[0], s->image_size[1]);
-    } else if (seen(c, preprocess_fields, "size") || seen(c, preprocess_fields, "resize_short")) {
+    } else if (seen(c, preprocess_fields, "size") || seen(c, preprocess_fields, "resize_short") ||
+               seen(c, preprocess_fields, "interpolation")) {
         return at(c, mark_of(c, subject_fields, "preprocess"), FG_ERR_ARG,
-                  "preprocess.size and resize_short are for image-folder subjects (utkface, "
+                  "preprocess.size, resize_short and interpolation are for image-folder subjects (utkface, "
                   "imagenet)");
     }
     if (s->n_test_files && need && !image && s->n_test_files != need)
@@ -787,7 +790,7 @@ static int load_pool(const fg_subject *s, const arch_io *io, const char *key,
 static int load_images(const fg_subject *s, const char *const *ptrs, int n_files, fg_dataset *out)
 {
     fg_image_list l = {0};
-    fg_image_prep p = {s->image_size[0], s->image_size[1], s->resize_short};
+    fg_image_prep p = {s->image_size[0], s->image_size[1], s->resize_short, s->interpolation};
     int rc;
     if (s->kind == FG_DATA_UTKFACE) {
         rc = fg_utkface_list(ptrs[0], &l);
@@ -1049,8 +1052,8 @@ char *fg_subject_canonical(const fg_subject *s)
     put(&b, " standardize_features=%d\n", s->standardize_features);
     /* only image-folder subjects carry these: older subjects keep their hash */
     if (s->kind == FG_DATA_UTKFACE || s->kind == FG_DATA_IMAGENET)
-        put(&b, "image size=%dx%d resize_short=%d\n", s->image_size[0], s->image_size[1],
-            s->resize_short);
+        put(&b, "image size=%dx%d resize_short=%d interpolation=%s\n", s->image_size[0],
+            s->image_size[1], s->resize_short, interp_names[s->interpolation]);
     put(&b, "split seed=%llu ", (unsigned long long)s->split_seed);
     for (int i = 0; i < FG_SPLIT_COUNT; i++)
         if (s->use_fractions)

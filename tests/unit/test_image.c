@@ -5,7 +5,8 @@
  * (made by tests/fixtures/gen_images.py with Debian's python3-pil). Decoded
  * pixels must equal Pillow's exactly (both sit on libjpeg-turbo's default
  * islow IDCT with fancy upsampling); resized ones within 0.5 / 255 + 1e-4
- * (ours keeps the last pass in float, Pillow rounds it to 8 bits).
+ * (ours keeps the last pass in float, Pillow rounds it to 8 bits); nearest
+ * resizes exactly.
  *
  * The folder datasets are written by the test itself (JPEGs through
  * fg_image_write_jpeg) in tmp folders: labels, groups, class order, split
@@ -102,12 +103,33 @@ Test(image, bilinear_resize_matches_pillow)
             snprintf(path, sizeof path, FIX "%s", fixtures[k]);
             snprintf(ref, sizeof ref, FIX "%s.%dx%d.rgb", fixtures[k], ow, oh);
             float *x = malloc(sizeof(float) * 3 * (size_t)oh * (size_t)ow);
-            fg_image_prep p = {oh, ow, 0};
+            fg_image_prep p = {oh, ow, 0, 0};
             cr_assert_eq(fg_image_load(path, &p, x), FG_OK, "%s", fg_errmsg());
             unsigned char *want = read_raw(ref, (size_t)oh * (size_t)ow * 3);
             double d = max_diff(x, want, oh, ow, 255.0f);
             cr_assert_leq(d, 0.5 + 1e-4 * 255, "%s to %dx%d: %.3f levels from Pillow", fixtures[k],
                           ow, oh, d);
+            free(x);
+            free(want);
+        }
+}
+
+Test(image, nearest_resize_equals_pillow)
+{
+    static const int sizes[][2] = {{16, 12}, {50, 60}, {37, 9}};
+    for (size_t k = 0; k < sizeof fixtures / sizeof fixtures[0]; k++)
+        for (int s = 0; s < 3; s++) {
+            int ow = sizes[s][0], oh = sizes[s][1];
+            char path[512], ref[512];
+            snprintf(path, sizeof path, FIX "%s", fixtures[k]);
+            snprintf(ref, sizeof ref, FIX "%s.%dx%d.nearest.rgb", fixtures[k], ow, oh);
+            float *x = malloc(sizeof(float) * 3 * (size_t)oh * (size_t)ow);
+            fg_image_prep p = {oh, ow, 0, 1};
+            cr_assert_eq(fg_image_load(path, &p, x), FG_OK, "%s", fg_errmsg());
+            unsigned char *want = read_raw(ref, (size_t)oh * (size_t)ow * 3);
+            double d = max_diff(x, want, oh, ow, 255.0f);
+            cr_assert_leq(d, 1e-3, "%s to %dx%d nearest: %.3f levels from Pillow", fixtures[k], ow,
+                          oh, d);
             free(x);
             free(want);
         }
@@ -120,7 +142,7 @@ Test(image, short_side_resize_and_centre_crop_match_torchvision_chain)
         snprintf(path, sizeof path, FIX "%s", fixtures[k]);
         snprintf(ref, sizeof ref, FIX "%s.s20.c13x17.rgb", fixtures[k]);
         float x[3 * 17 * 13];
-        fg_image_prep p = {17, 13, 20};
+        fg_image_prep p = {17, 13, 20, 0};
         cr_assert_eq(fg_image_load(path, &p, x), FG_OK, "%s", fg_errmsg());
         unsigned char *want = read_raw(ref, 17 * 13 * 3);
         double d = max_diff(x, want, 17, 13, 255.0f);
@@ -203,7 +225,7 @@ Test(image, utkface_labels_and_groups_from_names)
                      i % 5);
     }
     /* the pixels decoded into a dataset follow the same rows */
-    fg_image_prep p = {8, 10, 0};
+    fg_image_prep p = {8, 10, 0, 0};
     fg_dataset d;
     cr_assert_eq(fg_image_list_load(&l, &p, 0, root, &d), FG_OK, "%s", fg_errmsg());
     cr_assert_eq(d.n, UTK_N);
@@ -296,7 +318,7 @@ Test(image, corrupt_and_truncated_files_are_errors_naming_the_file)
         l.paths = &one;
         l.y = &y;
         l.n_classes = 2;
-        fg_image_prep p = {8, 8, 0};
+        fg_image_prep p = {8, 8, 0, 0};
         fg_dataset d;
         cr_assert_neq(fg_image_list_load(&l, &p, 0, dir, &d), FG_OK);
         assert_one_line(path, cases[k].what);
@@ -424,7 +446,7 @@ Test(image, memory_limit_is_checked_before_decoding)
     write_utk(root);
     fg_image_list l;
     cr_assert_eq(fg_utkface_list(root, &l), FG_OK);
-    fg_image_prep p = {8, 10, 0};
+    fg_image_prep p = {8, 10, 0, 0};
     fg_dataset d;
     size_t need = (size_t)UTK_N * 3 * 80 * sizeof(float);
     cr_assert_neq(fg_image_list_load(&l, &p, need - 1, root, &d), FG_OK);
@@ -547,7 +569,7 @@ Test(image, batch_decode_equals_the_loaded_rows)
     write_utk(root);
     fg_image_list l;
     cr_assert_eq(fg_utkface_list(root, &l), FG_OK);
-    fg_image_prep p = {6, 7, 0};
+    fg_image_prep p = {6, 7, 0, 0};
     fg_dataset d;
     cr_assert_eq(fg_image_list_load(&l, &p, 0, root, &d), FG_OK);
     int idx[3] = {7, 0, 29};

@@ -543,7 +543,7 @@ static int imagenet_flat(const strvec *cls, const char *dir, const char *labels,
         s[nl] = 0;
         if (!*s) continue;
         size_t nlen = strcspn(s, ", \t");
-        if (ln == 1 && strncmp(s, "ImageId", nlen) == 0) continue; /* Kaggle's header */
+        if (ln == 1 && nlen == 7 && strncmp(s, "ImageId", 7) == 0) continue; /* Kaggle's header */
         const char *syn = NULL;
         for (char *p = s + nlen; *p; p++)
             if (*p == 'n' && (p == s || strchr(", \t", p[-1])) && is_synset(p, strcspn(p, ", \t"))) {

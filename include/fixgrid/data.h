@@ -4,7 +4,8 @@
  * y (n labels in [0, n_classes)), and optionally group (n ids in
  * [0, n_groups), the sensitive attribute; NULL when absent). Loaders report
  * errors as "PATH: offset N: message" or "PATH:LINE: message" through
- * fg_errmsg() and return a status; they never exit.
+ * fg_errmsg() and return a status; they never exit. JPEG/PNG files and the
+ * image-folder datasets (UTKFace, ImageNet) are in fixgrid/image.h.
  */
 #ifndef FIXGRID_DATA_H
 #define FIXGRID_DATA_H

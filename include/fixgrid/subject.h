@@ -6,15 +6,21 @@
  * Schema (unknown keys and wrong types are errors; * = required):
  *   name*, role*, description        name = the file's stem; role = the
  *                                    study subject it stands in for
- *   dataset*: kind* (idx | cifar10 | csv), root_env, root*, get*, train*,
+ *   dataset*: kind* (idx | cifar10 | csv | utkface | imagenet), root_env, root*, get*, train*,
  *             test, colour_skew, colour_share [2], colour_seed
  *       files are names under the root: $root_env if set, else root
  *       (relative: under the repo). idx: [images, labels]; cifar10: batch
  *       files; csv: [table]. train files give train+valid, test files
  *       repair+test; no test files: one pool gives all four splits.
+ *       utkface: train [folder of age_gender_race_date.jpg], no test;
+ *       imagenet: train [synset tree], test [synset tree] or [folder,
+ *       labels file] (see image.h; classes: the train tree's synsets).
  *       colour_skew: Fashion-MNIST-S / CIFAR-10S (see data.h).
  *   preprocess: scale (raw pixel divisor, default 255), mean/std (per
- *       channel, same length), standardize_features (csv: train statistics)
+ *       channel, same length), standardize_features (csv: train statistics),
+ *       size [h, w] and resize_short (image folders: the model's input and
+ *       the shorter side before a centre crop, 0 = resize to size; image.h),
+ *       interpolation (bilinear, the default, or nearest)
  *   split*: seed*, and sizes [4] or (one pool) fractions [4]
  *   label: column*, positive* (csv: label 1 iff the cell is listed)
  *   groups: names [2]*, column, first (csv: group 0 iff the cell is listed)
@@ -47,7 +53,8 @@ enum {
 };
 
 /* Dataset formats: X(ENUM, "yaml name"). */
-#define FG_DATA_KIND_LIST(X) X(IDX, "idx") X(CIFAR10, "cifar10") X(CSV, "csv")
+#define FG_DATA_KIND_LIST(X)                                                                       \
+    X(IDX, "idx") X(CIFAR10, "cifar10") X(CSV, "csv") X(UTKFACE, "utkface") X(IMAGENET, "imagenet")
 typedef enum {
 #define FG_X(e, s) FG_DATA_##e,
     FG_DATA_KIND_LIST(FG_X)
@@ -83,6 +90,11 @@ typedef struct {
     int n_norm; /* 0: no per-channel standardisation */
     float mean[FG_SUBJECT_MAX_CHANNELS], std[FG_SUBJECT_MAX_CHANNELS];
     int standardize_features;
+    /* image folders (utkface, imagenet): decoded, resized to image_size
+     * (after the shorter side goes to resize_short and a centre crop) */
+    int image_size[2];
+    int resize_short;
+    int interpolation; /* 0 bilinear, 1 nearest */
 
     /* splits (train, valid, repair, test); sizes before colour rendering */
     uint64_t split_seed;

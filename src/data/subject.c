@@ -5,6 +5,7 @@
  * fg_subject_data turns a subject into its four preprocessed splits. */
 #include "fixgrid/subject.h"
 
+#include "fixgrid/image.h"
 #include "fixgrid/zoo.h"
 
 #include <dirent.h>
@@ -117,11 +118,15 @@ static const field dataset_fields[] = {
     NUM("colour_seed", T_U64, colour_seed, 0, 0, 0),
     END,
 };
+static const char *const interp_names[] = {"bilinear", "nearest"};
 static const field preprocess_fields[] = {
     NUM("scale", T_FLOAT, scale, 1e-6, 1e9, 0),
     LIST("mean", T_FLOATS, mean, n_norm, -1e9, 1e9, 0, 0),
     LIST("std", T_FLOATS, std, n_norm, 1e-9, 1e9, 0, 0),
     NUM("standardize_features", T_BOOL, standardize_features, 0, 1, 0),
+    LIST("size", T_INTS, image_size, image_size, 1, 4096, 0, 1),
+    NUM("resize_short", T_INT, resize_short, 0, 8192, 0),
+    ENUMF("interpolation", interpolation, interp_names, 2, 0),
     END,
 };
 static const field split_fields[] = {
@@ -439,14 +444,37 @@ static int validate(parse_ctx *c, const char *stem)
     if (strcmp(s->name, stem) != 0)
         return at(c, mark_of(c, subject_fields, "name"), FG_ERR_ARG,
                   "name '%s' differs from the file name '%s'", s->name, stem);
-    int need = s->kind == FG_DATA_IDX ? 2 : s->kind == FG_DATA_CSV ? 1 : 0;
+    int image = s->kind == FG_DATA_UTKFACE || s->kind == FG_DATA_IMAGENET;
+    int need = s->kind == FG_DATA_IDX ? 2 : (s->kind == FG_DATA_CSV || image) ? 1 : 0;
     if (need && s->n_train_files != need)
         return at(c, mark_of(c, dataset_fields, "train"), FG_ERR_ARG,
                   "dataset.train: %s needs %d file%s%s, got %d", kind_names[s->kind], need,
                   need > 1 ? "s" : "", need == 2 ? " (images, labels)" : "", s->n_train_files);
     if (s->n_train_files < 1)
         return at(c, mark_of(c, dataset_fields, "train"), FG_ERR_ARG, "dataset.train: no files");
-    if (s->n_test_files && need && s->n_test_files != need)
+    if (s->kind == FG_DATA_UTKFACE && s->n_test_files)
+        return at(c, mark_of(c, dataset_fields, "test"), FG_ERR_ARG,
+                  "dataset.test: a utkface subject is one folder split four ways");
+    if (s->kind == FG_DATA_IMAGENET && (s->n_test_files < 1 || s->n_test_files > 2))
+        return at(c, mark_of(c, subject_fields, "dataset"), FG_ERR_ARG,
+                  "dataset.test: imagenet needs [val folder] (synset folders) or [val folder, "
+                  "labels file], got %d files", s->n_test_files);
+    if (image) {
+        if (!seen(c, preprocess_fields, "size"))
+            return at(c, mark_of(c, subject_fields, "preprocess"), FG_ERR_ARG,
+                      "preprocess.size [h, w]: an image-folder subject needs its input size");
+        if (s->resize_short &&
+            (s->resize_short < s->image_size[0] || s->resize_short < s->image_size[1]))
+            return at(c, mark_of(c, preprocess_fields, "resize_short"), FG_ERR_ARG,
+                      "preprocess.resize_short %d is smaller than the %dx%d crop",
+                      s->resize_short, s->image_size[0], s->image_size[1]);
+    } else if (seen(c, preprocess_fields, "size") || seen(c, preprocess_fields, "resize_short") ||
+               seen(c, preprocess_fields, "interpolation")) {
+        return at(c, mark_of(c, subject_fields, "preprocess"), FG_ERR_ARG,
+                  "preprocess.size, resize_short and interpolation are for image-folder subjects (utkface, "
+                  "imagenet)");
+    }
+    if (s->n_test_files && need && !image && s->n_test_files != need)
         return at(c, mark_of(c, dataset_fields, "test"), FG_ERR_ARG,
                   "dataset.test: %s needs %d files, got %d", kind_names[s->kind], need,
                   s->n_test_files);
@@ -490,6 +518,11 @@ static int validate(parse_ctx *c, const char *stem)
         if (!groups_given || s->group_col[0])
             return at(c, mark_of(c, subject_fields, "groups"), FG_ERR_ARG,
                       "colour_skew subjects need groups.names (colour, grayscale) and no column");
+    } else if (s->kind == FG_DATA_UTKFACE) {
+        if (!groups_given || s->group_col[0] || s->n_group_first)
+            return at(c, mark_of(c, subject_fields, "groups"), FG_ERR_ARG,
+                      "utkface subjects need groups.names (white, non-white; from the file "
+                      "names' race field) and no column");
     } else if (groups_given) {
         if (s->kind != FG_DATA_CSV || !s->group_col[0] || !s->n_group_first)
             return at(c, mark_of(c, subject_fields, "groups"), FG_ERR_ARG,
@@ -755,10 +788,39 @@ static int load_pool(const fg_subject *s, const arch_io *io, const char *key,
     return rc;
 }
 
+/* An image-folder pool: the file index, then every image decoded into
+ * memory after the size check (see image.h). ImageNet's class order comes
+ * from the train folder whichever pool this is. */
+static int load_images(const fg_subject *s, const char *const *ptrs, int n_files, fg_dataset *out)
+{
+    fg_image_list l = {0};
+    fg_image_prep p = {s->image_size[0], s->image_size[1], s->resize_short, s->interpolation};
+    int rc;
+    if (s->kind == FG_DATA_UTKFACE) {
+        rc = fg_utkface_list(ptrs[0], &l);
+    } else {
+        char classes[PATH_MAX_LEN];
+        rc = resolve(s, s->train_files[0], classes, sizeof classes);
+        if (rc == FG_OK)
+            rc = fg_imagenet_list(classes, ptrs[0], n_files > 1 ? ptrs[1] : NULL, &l);
+    }
+    if (rc != FG_OK) return rc;
+    double t0 = fg_now();
+    rc = fg_image_list_load(&l, &p, fg_image_memory_limit(), ptrs[0], out);
+    if (rc == FG_OK)
+        fg_log(FG_LOG_DEBUG, "subject %s: decoded %d images from %s in %.1f s", s->name, l.n,
+               ptrs[0], fg_now() - t0);
+    fg_image_list_free(&l);
+    return rc;
+}
+
 /* Read a pool's files with the loader of the subject's kind. */
 static int load_files(const fg_subject *s, const char *const *ptrs, int n_files, fg_dataset *out)
 {
     switch (s->kind) {
+    case FG_DATA_UTKFACE:
+    case FG_DATA_IMAGENET:
+        return load_images(s, ptrs, n_files, out);
     case FG_DATA_IDX:
         return fg_idx_load(ptrs[0], ptrs[1], out);
     case FG_DATA_CIFAR10:
@@ -992,6 +1054,10 @@ char *fg_subject_canonical(const fg_subject *s)
     for (int i = 0; i < s->n_norm; i++)
         put(&b, "%s%.9g/%.9g", i ? "," : "", s->mean[i], s->std[i]);
     put(&b, " standardize_features=%d\n", s->standardize_features);
+    /* only image-folder subjects carry these: older subjects keep their hash */
+    if (s->kind == FG_DATA_UTKFACE || s->kind == FG_DATA_IMAGENET)
+        put(&b, "image size=%dx%d resize_short=%d interpolation=%s\n", s->image_size[0],
+            s->image_size[1], s->resize_short, interp_names[s->interpolation]);
     put(&b, "split seed=%llu ", (unsigned long long)s->split_seed);
     for (int i = 0; i < FG_SPLIT_COUNT; i++)
         if (s->use_fractions)

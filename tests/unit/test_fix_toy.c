@@ -400,7 +400,7 @@ Test(toy, apricot_repairs_with_validation_gate)
      * f1 is never worse than f0 there (the cpu preset's val_limit 2,000 > 90
      * inputs, so all of it is used) */
     cr_assert_geq(toy_accuracy(res.f1, &val), toy_accuracy(f0, &val));
-    cr_assert(strstr(res.variant, "cpu;sign=+1;both") != NULL, "%s", res.variant);
+    cr_assert(strstr(res.variant, "cpu;coinse;cases=train;sign=+1;both") != NULL, "%s", res.variant);
     fg_model_free(res.f1);
     fg_model_free(f0);
     fg_dataset_free(&tr), fg_dataset_free(&val), fg_dataset_free(&rep), fg_dataset_free(&test);

@@ -424,3 +424,95 @@ Test(toy, finetune_repairs_and_counts_changes)
     fg_model_free(f0);
     fg_dataset_free(&rep), fg_dataset_free(&test);
 }
+
+/* AP under its defaults (protocol=coinse, cases=train) on the toy, budgets cut
+ * to its size; lr is the rDLMs' rate, retrain_lr the retraining's. */
+static int ap_idx(const fg_fix_approach *a, const char *key)
+{
+    int i = fg_fix_param_index(a, key);
+    cr_assert_geq(i, 0, "AP has no parameter %s", key);
+    return i;
+}
+
+static void ap_toy(const fg_fix_approach *a, double *pv)
+{
+    fg_fix_param_defaults(a, 1, pv);
+    pv[fg_fix_param_index(a, "batch")] = 16;
+    pv[fg_fix_param_index(a, "reduced_epochs")] = 5;
+    pv[fg_fix_param_index(a, "subset")] = 0.5;
+    pv[fg_fix_param_index(a, "retrain_batches")] = 10;
+    pv[fg_fix_param_index(a, "lr")] = 0.05;
+}
+
+/* The count before " failing" in the note (the failing cases met). */
+static int ap_note_failing(const char *note)
+{
+    const char *p = strstr(note, " failing");
+    cr_assert_not_null(p, "%s", note);
+    while (p > note && p[-1] >= '0' && p[-1] <= '9') p--;
+    return atoi(p);
+}
+
+/* Both originals scan the training split for failing cases. Here the repair
+ * split holds no failure (classes 1 and 2 only, which f0 gets right): the
+ * failing cases must come from the training split, and f1 still repairs.
+ * With cases=repair there is nothing to scan (negative control). */
+Test(toy, apricot_scans_the_training_split)
+{
+    fg_dataset tr, val, all, rep, test;
+    toy_data(60, 31, &tr);
+    toy_data(30, 34, &val);
+    toy_data(40, 32, &all);
+    toy_data(40, 33, &test);
+    int rows[80], n = 0;
+    for (int i = 0; i < all.n; i++)
+        if (all.y[i] != 0) rows[n++] = i;
+    fg_dataset_subset(&all, rows, n, &rep);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    cr_assert_eq(toy_accuracy(f0, &rep), 100.0);
+    const fg_fix_approach *a = fg_fix_find("AP");
+    double pv[FG_FIX_MAX_PARAMS];
+    ap_toy(a, pv);
+    fg_fix_result res;
+    cr_assert_eq(toy_run_with("AP", 1, pv, f0, NULL, 0, &tr, &val, &rep, 17, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_gt(ap_note_failing(res.note), 0, "%s", res.note);
+    cr_assert_gt(toy_accuracy(res.f1, &test), toy_accuracy(f0, &test), "%s", res.note);
+    fg_model_free(res.f1);
+    pv[ap_idx(a, "cases")] = 1; /* repair */
+    cr_assert_eq(toy_run_with("AP", 1, pv, f0, NULL, 0, &tr, &val, &rep, 17, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(ap_note_failing(res.note), 0, "%s", res.note);
+    cr_assert(strstr(res.variant, "cases=repair") != NULL, "%s", res.variant);
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&tr), fg_dataset_free(&val), fg_dataset_free(&all), fg_dataset_free(&rep);
+    fg_dataset_free(&test);
+}
+
+/* The retraining has its own rate: with the rDLMs' lr at 1e-9 (rDLMs = f0, so
+ * every partition has b = 0 or a = 0 and no adjustment happens) the retraining
+ * alone (Adam at 2e-4) still repairs. Before, lr drove both, and this returned
+ * f0. Negative control: retrain_lr 1e-9 as well leaves the accuracy as f0's. */
+Test(toy, apricot_retrains_at_its_own_rate)
+{
+    fg_dataset tr, val, test;
+    toy_data(60, 31, &tr);
+    toy_data(30, 34, &val);
+    toy_data(40, 33, &test);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    const fg_fix_approach *a = fg_fix_find("AP");
+    double pv[FG_FIX_MAX_PARAMS];
+    ap_toy(a, pv);
+    pv[fg_fix_param_index(a, "lr")] = 1e-9;
+    fg_fix_result res;
+    cr_assert_eq(toy_run_with("AP", 1, pv, f0, NULL, 0, &tr, &val, &tr, 17, &res), FG_OK, "%s", fg_errmsg());
+    double acc0 = toy_accuracy(f0, &test);
+    cr_assert_gt(toy_accuracy(res.f1, &test), acc0, "%s", res.note);
+    cr_assert(strstr(res.note, " 0 adjustments") != NULL, "%s", res.note);
+    fg_model_free(res.f1);
+    pv[ap_idx(a, "retrain_lr")] = 1e-9;
+    cr_assert_eq(toy_run_with("AP", 1, pv, f0, NULL, 0, &tr, &val, &tr, 17, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(toy_accuracy(res.f1, &test), acc0, "%s", res.note);
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&tr), fg_dataset_free(&val), fg_dataset_free(&test);
+}

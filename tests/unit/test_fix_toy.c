@@ -64,8 +64,8 @@ Test(toy, arachne_changes_only_its_pareto_front)
     float *gn = fg_xfloats(np), *gp = fg_xfloats(np), *fn = fg_xfloats(np), *fp = fg_xfloats(np);
     fg_loc_grad_loss(m, &rep, s.neg, s.n_neg, 256, gn);
     fg_loc_grad_loss(m, &rep, lp, nlp, 256, gp);
-    fg_loc_forward_impact(m, &rep, s.neg, s.n_neg, 256, fn);
-    fg_loc_forward_impact(m, &rep, lp, nlp, 256, fp);
+    fg_loc_forward_impact(m, &rep, s.neg, s.n_neg, 256, FG_LOC_CONV_BATCH, fn);
+    fg_loc_forward_impact(m, &rep, lp, nlp, 256, FG_LOC_CONV_BATCH, fp);
     long cand[64], front[64], nc = 0;
     for (int l = 0; l < fg_model_n_nodes(m); l++) {
         const fg_layer *L = fg_model_node(m, l);
@@ -79,7 +79,14 @@ Test(toy, arachne_changes_only_its_pareto_front)
     }
     int nf = fg_pareto_front(gn, fn, cand, nc, front);
     fg_fix_result res;
-    cr_assert_eq(toy_run("arachne", 1, f0, NULL, 0, &rep, 9, &res), FG_OK, "%s", fg_errmsg());
+    const fg_fix_approach *ar = fg_fix_find("AR");
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(ar, 1, pv);
+    pv[fg_fix_param_index(ar, "neg")] = 1; /* all of I_neg, as recomputed above */
+    fg_dataset val;
+    toy_data(rep.n / 3, 9 ^ 0x7a11dULL, &val);
+    cr_assert_eq(toy_run_with("arachne", 1, pv, f0, NULL, 0, &rep, &val, &rep, 9, &res), FG_OK, "%s", fg_errmsg());
+    fg_dataset_free(&val);
     const float *a = fg_model_params_c(f0), *b = fg_model_params_c(res.f1);
     int in_front_fault = 0;
     for (int i = 0; i < nf; i++) in_front_fault |= front[i] == toy_fault_index(f0);
@@ -113,6 +120,7 @@ Test(toy, arachne_pos_sample_keeps_the_fitness_scale)
     fg_fix_param_defaults(a, 1, pv);
     cr_assert_eq(pv[fg_fix_param_index(a, "pos_limit")], 1000, "the cpu preset samples 1,000 of I_pos");
     pv[fg_fix_param_index(a, "pos_limit")] = 20;
+    pv[fg_fix_param_index(a, "neg")] = 1; /* all: want counts every failing input */
     fg_fix_sets sets;
     fg_model *probe = fg_model_clone(f0);
     fg_fix_sets_build(probe, &rep, 64, &sets);
@@ -124,12 +132,131 @@ Test(toy, arachne_pos_sample_keeps_the_fitness_scale)
     cr_assert_eq(toy_run_with("AR", 1, pv, f0, NULL, 0, &rep, &rep, &rep, 7, &res), FG_OK, "%s", fg_errmsg());
     cr_assert(strstr(res.variant, "pos_sample=") != NULL, "%s", res.variant);
     cr_assert_float_eq(toy_accuracy(res.f1, &test), 100.0, 1e-9, "%s", res.note);
-    const char *bf = strstr(res.note, "best fitness ");
+    const char *bf = strstr(res.note, ", best ");
     cr_assert_not_null(bf, "%s", res.note);
-    cr_assert_float_eq(atof(bf + strlen("best fitness ")), want, 1e-3, "%s", res.note);
+    cr_assert_float_eq(atof(bf + strlen(", best ")), want, 1e-3, "%s", res.note);
     fg_model_free(res.f1);
     fg_model_free(f0);
     fg_dataset_free(&rep), fg_dataset_free(&test);
+}
+
+static int ar_idx(const fg_fix_approach *a, const char *key)
+{
+    int i = fg_fix_param_index(a, key);
+    cr_assert_geq(i, 0, "AR has no parameter %s", key);
+    return i;
+}
+
+/* The number after `key` in a note. */
+static double note_num(const char *note, const char *key)
+{
+    const char *p = strstr(note, key);
+    cr_assert_not_null(p, "no \"%s\" in: %s", key, note);
+    return atof(p + strlen(key));
+}
+
+/* The released RQ2 protocol: I_neg is a random 10 % of the failing inputs
+ * (int(), at least 1), the rest of them take no part. toy_data(40, 2) has 14
+ * failing inputs: 1 in I_neg by default, 7 at neg_share 0.5, 14 with neg=all. */
+Test(toy, arachne_neg_samples_a_share_of_the_failing_inputs)
+{
+    fg_dataset rep;
+    toy_data(40, 2, &rep);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    const fg_fix_approach *a = fg_fix_find("AR");
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 1, pv);
+    pv[ar_idx(a, "generations")] = 2;
+    const struct { int neg; double share; int want; } cases[] = {{0, 0.1, 1}, {0, 0.5, 7}, {1, 0.1, 14}};
+    for (int c = 0; c < 3; c++) {
+        pv[ar_idx(a, "neg")] = cases[c].neg;
+        pv[ar_idx(a, "neg_share")] = cases[c].share;
+        fg_fix_result res;
+        cr_assert_eq(toy_run_with("AR", 1, pv, f0, NULL, 0, &rep, &rep, &rep, 7, &res), FG_OK, "%s", fg_errmsg());
+        cr_assert_eq((int)note_num(res.note, "I_neg "), cases[c].want, "%s", res.note);
+        cr_assert_eq((int)note_num(res.note, " of "), 14, "%s", res.note);
+        /* alpha * |I_neg| / |I_pos| with 106 inputs in I_pos */
+        cr_assert_float_eq(note_num(res.note, "alpha*|I_neg|/|I_pos| "), 10.0 * cases[c].want / 106, 1e-3,
+                           "%s", res.note);
+        cr_assert(strstr(res.variant, cases[c].neg ? "neg=all" : "neg=sample") != NULL, "%s", res.variant);
+        fg_model_free(res.f1);
+    }
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+}
+
+/* neg=pair (RQ3-7): the failing inputs of the most frequent (true, predicted)
+ * pair. The toy's fault sends class 0 to class 2 (14 inputs); 3 class-1 points
+ * relabelled as class 0 add a smaller pair (0 -> 1) that must stay out. */
+Test(toy, arachne_neg_pair_takes_the_most_frequent_confusion)
+{
+    fg_dataset rep;
+    toy_data(40, 2, &rep);
+    int moved = 0;
+    for (int i = 0; i < rep.n && moved < 3; i++)
+        if (rep.y[i] == 1) rep.y[i] = 0, moved++;
+    fg_model *f0 = toy_model(TOY_FAULT);
+    fg_fix_sets sets;
+    fg_model *probe = fg_model_clone(f0);
+    fg_fix_sets_build(probe, &rep, 64, &sets);
+    int n02 = 0, n01 = 0;
+    for (int i = 0; i < sets.n_neg; i++) {
+        int x = sets.neg[i];
+        n02 += rep.y[x] == 0 && sets.pred[x] == 2;
+        n01 += rep.y[x] == 0 && sets.pred[x] == 1;
+    }
+    cr_assert_eq(n01, 3);
+    cr_assert_gt(n02, n01);
+    cr_assert_eq(sets.n_neg, n01 + n02);
+    fg_fix_sets_free(&sets);
+    fg_model_free(probe);
+    const fg_fix_approach *a = fg_fix_find("AR");
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 1, pv);
+    pv[ar_idx(a, "generations")] = 2;
+    pv[ar_idx(a, "neg")] = 2; /* pair */
+    fg_fix_result res;
+    cr_assert_eq(toy_run_with("AR", 1, pv, f0, NULL, 0, &rep, &rep, &rep, 7, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq((int)note_num(res.note, "I_neg "), n02, "%s", res.note);
+    cr_assert(strstr(res.variant, "neg=pair") != NULL, "%s", res.variant);
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+}
+
+/* The note logs f0's fitness beside the best's (a short search can return a
+ * model below f0). By hand, with every input in the fitness: f0 scores
+ * |I_pos| + alpha * sum over I_neg of 1 / (CE + 1). */
+Test(toy, arachne_logs_the_fitness_of_f0)
+{
+    fg_dataset rep;
+    toy_data(40, 2, &rep);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    fg_model_set_mode(f0, FG_MODE_EVAL);
+    const float *z = fg_model_forward(f0, rep.x, rep.n);
+    double want = 0;
+    for (int i = 0; i < rep.n; i++) {
+        const float *zi = z + 3 * i;
+        int am = 0;
+        for (int j = 1; j < 3; j++) am = zi[j] > zi[am] ? j : am;
+        double mx = fmax(zi[0], fmax(zi[1], zi[2])), se = 0;
+        for (int j = 0; j < 3; j++) se += exp(zi[j] - mx);
+        double ce = log(se) + mx - zi[rep.y[i]];
+        want += am == rep.y[i] ? 1.0 : 10.0 / (ce + 1.0);
+    }
+    const fg_fix_approach *a = fg_fix_find("AR");
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 1, pv);
+    pv[ar_idx(a, "generations")] = 2;
+    pv[ar_idx(a, "neg")] = 1;
+    pv[ar_idx(a, "pos_limit")] = 0;
+    fg_fix_result res;
+    cr_assert_eq(toy_run_with("AR", 1, pv, f0, NULL, 0, &rep, &rep, &rep, 7, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert_float_eq(note_num(res.note, "fitness f0 "), want, 2e-3, "%s", res.note);
+    cr_assert_gt(note_num(res.note, ", best "), 0, "%s", res.note);
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
 }
 
 Test(toy, care_repairs_by_rescaling_whole_columns)

@@ -643,3 +643,40 @@ Test(toy, apricot_retrains_at_its_own_rate)
     fg_model_free(f0);
     fg_dataset_free(&tr), fg_dataset_free(&val), fg_dataset_free(&test);
 }
+
+/* The port normalises the layer means of |W_n - W_{n-1}| over every weight
+ * tensor. History: GOOD -> FAULT (W2[0][0] moved by 0.45), W2[2][1] by 0.02
+ * and fc2's bias of class 1 by 0.1 (classes unchanged). D_imp is empty, so
+ * s(fc2) = Delta(fc2 kernel): 0.47/12 / (0.47/12 + 0.1/3) = 0.5402 over every
+ * tensor, K = round(12 * 0.5402) = 6; over dense kernels only 1 and K = 12. */
+Test(toy, neurecover_normalises_delta_over_every_tensor)
+{
+    fg_dataset rep;
+    toy_data(40, 7, &rep);
+    fg_model *prev = toy_model(TOY_GOOD), *f0 = toy_model(TOY_FAULT);
+    const fg_layer *fc2 = fg_model_node(f0, fg_model_find(f0, "fc2"));
+    fg_model_params(f0)[fc2->w_off + 2 * 4 + 1] = 0.02f;
+    fg_model_params(f0)[fc2->b_off + 1] = -0.1f;
+    const fg_model *hist[2] = {prev, f0};
+    const fg_fix_approach *a = fg_fix_find("NR");
+    int di = fg_fix_param_index(a, "delta_norm");
+    cr_assert_geq(di, 0, "NR has no delta_norm");
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 1, pv);
+    pv[fg_fix_param_index(a, "iterations")] = 2;
+    char want[32];
+    snprintf(want, sizeof want, "K node:K %d:0,%d:6", fg_model_find(f0, "fc1"), fg_model_find(f0, "fc2"));
+    fg_fix_result res;
+    cr_assert_eq(toy_run_with("NR", 1, pv, f0, hist, 2, &rep, &rep, &rep, 13, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert(strstr(res.note, want) != NULL, "want %s: %s", want, res.note);
+    cr_assert(strstr(res.variant, "delta_norm=all") != NULL, "%s", res.variant);
+    fg_model_free(res.f1);
+    pv[di] = 1; /* dense: the earlier normalisation (negative control) */
+    snprintf(want, sizeof want, "K node:K %d:0,%d:12", fg_model_find(f0, "fc1"), fg_model_find(f0, "fc2"));
+    cr_assert_eq(toy_run_with("NR", 1, pv, f0, hist, 2, &rep, &rep, &rep, 13, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert(strstr(res.note, want) != NULL, "want %s: %s", want, res.note);
+    fg_model_free(res.f1);
+    fg_model_free(prev);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+}

@@ -680,3 +680,47 @@ Test(toy, neurecover_normalises_delta_over_every_tensor)
     fg_model_free(f0);
     fg_dataset_free(&rep);
 }
+
+/* split=earlier: the neurons are the inputs of the dense layer before the
+ * output one (the toy's fc1, whose inputs are x1, x2), and a repair rescales
+ * their columns in fc1: fc2 and the biases stay as they are, and only whole
+ * fc1 columns change, by one factor each. */
+Test(toy, care_earlier_split_rescales_columns_of_the_layer_before)
+{
+    fg_dataset rep;
+    toy_data(40, 5, &rep);
+    fg_model *f0 = toy_model(TOY_FAULT);
+    const fg_fix_approach *a = fg_fix_find("CARE");
+    int si = fg_fix_param_index(a, "split");
+    cr_assert_geq(si, 0, "CARE has no split parameter");
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 1, pv);
+    pv[si] = 1;
+    pv[fg_fix_param_index(a, "neurons")] = 1;
+    fg_fix_result res;
+    cr_assert_eq(toy_run_with("CARE", 1, pv, f0, NULL, 0, &rep, &rep, &rep, 3, &res), FG_OK, "%s", fg_errmsg());
+    cr_assert(strstr(res.variant, "split=earlier") != NULL, "%s", res.variant);
+    const fg_layer *fc1 = fg_model_node(f0, fg_model_find(f0, "fc1"));
+    const float *p0 = fg_model_params_c(f0), *p1 = fg_model_params_c(res.f1);
+    int col_changed[2] = {0, 0};
+    for (size_t g = 0; g < fg_model_n_params(f0); g++) {
+        long off = (long)g - fc1->w_off;
+        if (off < 0 || off >= fc1->n_w) {
+            cr_assert_eq(p0[g], p1[g], "weight %zu outside fc1's kernel changed (%s)", g, res.note);
+            continue;
+        }
+        if (p0[g] != p1[g]) col_changed[off % 2] = 1;
+    }
+    cr_assert_eq(col_changed[0] + col_changed[1], 1, "one neuron, one column: %s", res.note);
+    int c = col_changed[0] ? 0 : 1;
+    double f = 0;
+    for (int j = 0; j < 4; j++) /* one factor for the whole column */
+        if (p0[fc1->w_off + j * 2 + c] != 0) {
+            double r = p1[fc1->w_off + j * 2 + c] / p0[fc1->w_off + j * 2 + c];
+            if (f == 0) f = r;
+            cr_assert_float_eq(r, f, 1e-5, "%s", res.note);
+        }
+    fg_model_free(res.f1);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+}

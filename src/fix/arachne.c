@@ -56,7 +56,16 @@
  * pos_limit 1000: NFR 17.2% against 9.3% on all of I_pos). The sample is what
  * makes the conv subjects affordable: on fmnist-vgg the front holds early conv
  * weights, so every evaluation re-runs most of the network over the inputs,
- * and all 5,000 repair inputs took over 25 minutes a run at 630 evaluations. */
+ * and all 5,000 repair inputs took over 25 minutes a run at 630 evaluations.  *
+ * Measured after these changes, fmnist-lenet5 seed 1 (f0 85.40), one rank on
+ * the shared 2-core machine (load ~18): cpu 83.74 (-1.94 % rel.), RR 11.37,
+ * NFR 3.32, 94 s, front 10 weights (nodes 4:3, 8:1, 12:6), alpha * |I_neg| /
+ * |I_pos| 0.177, fitness f0 4538.2 -> 4552.0; published 85.12 (-0.33 %), RR
+ * 8.22, NFR 1.48, 172 s, 3,800 evaluations, front 7 (8:1, 12:6). neg=all under
+ * cpu: 81.84 (-4.17 %), RR 16.30, NFR 5.94, front 3 weights in the output
+ * layer, ratio 1.78. Before (main 117a318, 3-seed cpu mean): -6.44 %, RR
+ * 22.94, NFR 8.84. The study (MNIST/LeNet5): -0.15 %, RR 12.70, NFR 0.41.
+ */
 #include "fixgrid/fixkit.h"
 
 #include <math.h>

@@ -56,7 +56,8 @@
  * pos_limit 1000: NFR 17.2% against 9.3% on all of I_pos). The sample is what
  * makes the conv subjects affordable: on fmnist-vgg the front holds early conv
  * weights, so every evaluation re-runs most of the network over the inputs,
- * and all 5,000 repair inputs took over 25 minutes a run at 630 evaluations.  *
+ * and all 5,000 repair inputs took over 25 minutes a run at 630 evaluations.
+ *
  * Measured after these changes, fmnist-lenet5 seed 1 (f0 85.40), one rank on
  * the shared 2-core machine (load ~18): cpu 83.74 (-1.94 % rel.), RR 11.37,
  * NFR 3.32, 94 s, front 10 weights (nodes 4:3, 8:1, 12:6), alpha * |I_neg| /

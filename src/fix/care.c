@@ -57,7 +57,8 @@
  * that weighted the violations far beyond the released code's proportion and
  * the search traded accuracy away (RR 34.2%, NFR 25.1%, ACC -23.5% relative);
  * sampling the PSO set as the released code does keeps the cost's two terms
- * on the same inputs.  *
+ * on the same inputs.
+ *
  * Measured (cost_norm=batch, after issue 13's first part), fmnist-lenet5 seed
  * 1 (f0 85.40), one rank, loaded machine. The cpu preset equals the published
  * budget here (CARE's budget is already CPU-sized): alpha 0.1: 81.32 (-4.78 %

@@ -44,7 +44,8 @@
  *   on D_deg, is not blamed. With an empty D_imp both exclude nothing.
  * - The set algebra, s_l, K_l, the PSO and the fitness follow the port.
  * Without a training history the published algorithm cannot run: the approach
- * reports UNADAPTABLE. The `cpu` preset: 50 particles, 50 iterations.  *
+ * reports UNADAPTABLE. The `cpu` preset: 50 particles, 50 iterations.
+ *
  * Measured after the change, fmnist-lenet5 seed 1 (f0 85.40), one rank, loaded
  * machine: cpu 84.54 (-1.01 % rel.), RR 12.74, NFR 2.72, 7.9 s (K 8:453,
  * 10:210, 12:40; 4 weights localised); published 84.72 (-0.80 %), RR 10.55,

@@ -81,7 +81,20 @@
  * published (100, so the 80 steps bind). Measured on main before (lr 0.01
  * retraining, reset after every step, patience 20): RR 0.00 on fmnist-lenet5;
  * 40 steps of 200 minibatches gave RR 4.80 (3-seed mean) on income-mlp, one
- * seed returning f0 after 20 steps without a new best. */
+ * seed returning f0 after 20 steps without a new best.
+ *
+ * Measured with this preset (one rank, nice 10, the 2-core machine at load
+ * ~18; ACC / rel. change / RR / NFR / wall): fmnist-lenet5 (f0 85.40) seed 1
+ * 85.38 / -0.02 % / 9.59 / 1.42 / 141 s, seed 2 84.86 / -0.63 % / 14.11 /
+ * 2.60 / 116 s, seed 3 84.90 / -0.59 % / 8.36 / 1.72 / 186 s (RR mean 10.69;
+ * the three runs took 79 s of CPU); income-mlp (f0 76.96) seed 1 76.61 /
+ * -0.45 % / 6.06 / 1.75 / 2 s, seed 2 76.79 / -0.23 % / 4.55 / 1.22 / 2 s,
+ * seed 3 77.14 / +0.23 % / 8.33 / 1.75 / 2 s (RR mean 6.31). The published
+ * budget cannot run here: a measured fraction on fmnist-lenet5 (2 rDLMs of
+ * one epoch, 2 steps of one retraining epoch) took 16 s per rDLM epoch and
+ * 41 s per retraining epoch with its validation, so 20 x 40 rDLM epochs
+ * (~3.6 h) plus at least 100 steps of 5 epochs (patience; ~5.7 h) and up to
+ * a pass of 2,700 steps: 9 h to 150 h here (the study: 13 h 46 min). */
 #include "fixgrid/fixkit.h"
 #include "fixgrid/train.h"
 

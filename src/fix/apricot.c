@@ -94,7 +94,13 @@
  * one epoch, 2 steps of one retraining epoch) took 16 s per rDLM epoch and
  * 41 s per retraining epoch with its validation, so 20 x 40 rDLM epochs
  * (~3.6 h) plus at least 100 steps of 5 epochs (patience; ~5.7 h) and up to
- * a pass of 2,700 steps: 9 h to 150 h here (the study: 13 h 46 min). */
+ * a pass of 2,700 steps: 9 h to 150 h here (the study: 13 h 46 min).
+ * Conv subjects (BLAS threads 2, the store's originals): fmnist-s-resnet
+ * seed 1 (f0 75.32) 77.22 / +2.52 % / RR 16.29 / NFR 2.12 / 999 s (rDLMs 547
+ * s, load 6-8); fmnist-vgg seed 1 hit the experiment's 1,200 s limit after 5
+ * of 10 rDLMs at load ~18 (5 min of CPU). Both exceed the 10-minute target
+ * on this shared machine: the conv budget is still owed a quiet measurement
+ * (the rDLM phase is about half of the run). */
 #include "fixgrid/fixkit.h"
 #include "fixgrid/train.h"
 

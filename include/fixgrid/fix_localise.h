@@ -13,10 +13,14 @@
 /* |sum over inputs of dCE/dw| for every parameter (params-sized output), over inputs idx. */
 void fg_loc_grad_loss(fg_model *m, const fg_dataset *d, const int *idx, int n, int batch,
                       float *out);
+/* How a conv kernel's forward impact is normalised (localise.c gives both):
+ * BATCH as coinse/arachne's released code (signed, one sum over the whole
+ * input set), INPUT per input and output position with absolute values. */
+typedef enum { FG_LOC_CONV_BATCH, FG_LOC_CONV_INPUT } fg_loc_conv;
 /* Arachne's forward impact front(w) * back(j) for every DENSE and CONV weight (other
  * entries 0), averaged over inputs idx. back(j) uses the gradient of the sum of logits. */
 void fg_loc_forward_impact(fg_model *m, const fg_dataset *d, const int *idx, int n, int batch,
-                           float *out);
+                           fg_loc_conv conv, float *out);
 /* First Pareto front maximising (a[i], b[i]) over candidate indices cand[0..n);
  * writes the non-dominated ones to out (sorted by index) and returns how many. */
 int fg_pareto_front(const float *a, const float *b, const long *cand, long n, long *out);

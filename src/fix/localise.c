@@ -7,12 +7,24 @@
  *      front = mean_x |o_i(x) w_ji| / sum_k |o_k(x) w_jk|,
  *      back(j) = mean_x of |d(sum_c z_c)/d y_j| normalised per input to sum 1
  *      over the layer's output units, with z the logits and y the layer output;
- *    FI = front * back (a product of the two means, as the paper states).
- *  - conv kernel weight w[co][t] (t = input channel and tap):
- *      FI = mean_x sum_p ( |col_x[t][p] w[co][t]| / sum_t' |col_x[t'][p] w[co][t']| ) * back_x(co, p)
- *    normalising per input and output position. The released code divides by a
- *    batch-wide sum instead (methods-layer-neuron.md, Arachne pitfall 7); the
- *    per-input form is the one the paper describes, and the one used here.
+ *    FI = front * back (a product of the two means, as the paper states and
+ *    coinse/arachne run_localise.py compute_FI_and_GL computes).
+ *  - conv kernel weight w[co][t] (t = input channel and tap), two forms:
+ *    FG_LOC_CONV_BATCH (the released code, the default of Arachne here):
+ *      front(co, p, t) = sum_x col_x[t][p] w[co][t] / (N * S(co, p)),
+ *      S(co, p) = sum_x sum_t' |col_x[t'][p] w[co][t']|  (one sum over the
+ *      whole input set, not per input; the products keep their sign),
+ *      back(co, p) = mean_x of |d(sum_c z_c)/d y(co, p)| normalised per input
+ *      over all of the layer's outputs,
+ *      FI = sum_p front(co, p, t) * back(co, p)  (a product of the means,
+ *      summed over output positions). Signed and about N times smaller than
+ *      the per-input form, so conv kernels rarely reach the Pareto front. A
+ *      position with S = 0 (0/0 in the released code) adds nothing.
+ *    FG_LOC_CONV_INPUT (the paper's description, the earlier default here):
+ *      FI = mean_x sum_p ( |col_x[t][p] w[co][t]| / sum_t' |col_x[t'][p] w[co][t']| ) * back_x(co, p),
+ *      normalised per input and position, absolute values.
+ *    The batch form needs S before the numerators can be divided, so it takes
+ *    a second forward pass over the inputs (no backward).
  * Biases are never targets (Arachne touches kernel weights only): their FI is 0. */
 #include "fixgrid/fixkit.h"
 
@@ -65,7 +77,7 @@ static void im2col1(const float *x, fg_shape in, int kk, int st, int pad, int oh
 }
 
 void fg_loc_forward_impact(fg_model *m, const fg_dataset *d, const int *idx, int n, int batch,
-                           float *out)
+                           fg_loc_conv conv, float *out)
 {
     size_t np = fg_model_n_params(m), dim = fg_dataset_dim(d);
     int k = fg_model_n_classes(m), nn = fg_model_n_nodes(m);
@@ -94,6 +106,16 @@ void fg_loc_forward_impact(fg_model *m, const fg_dataset *d, const int *idx, int
     }
     back = fg_xcalloc(back_total ? back_total : 1, sizeof(double));
     float *col = fg_xfloats(colmax ? colmax : 1);
+    /* FG_LOC_CONV_BATCH: per conv node, S(co, p) and the back sums (co x P) */
+    double **cden = fg_xcalloc((size_t)nn, sizeof(double *)), **cback = fg_xcalloc((size_t)nn, sizeof(double *));
+    if (conv == FG_LOC_CONV_BATCH)
+        for (int l = 0; l < nn; l++) {
+            const fg_layer *L = fg_model_node(m, l);
+            if (L->kind != FG_LAYER_CONV) continue;
+            size_t cp = (size_t)L->out.c * L->out.h * L->out.w;
+            cden[l] = fg_xcalloc(cp, sizeof(double));
+            cback[l] = fg_xcalloc(cp, sizeof(double));
+        }
     for (int s = 0; s < n; s += batch) {
         int nb = n - s < batch ? n - s : batch;
         fg_dataset_gather(d, idx + s, nb, xb, NULL);
@@ -133,6 +155,11 @@ void fg_loc_forward_impact(fg_model *m, const fg_dataset *d, const int *idx, int
                             double den = 0;
                             for (size_t t = 0; t < T; t++) den += fabsf(col[t * P + p] * wc[t]);
                             double bk = fabsf(gx[(size_t)co * P + p]) / bs;
+                            if (conv == FG_LOC_CONV_BATCH) {
+                                cden[l][(size_t)co * P + p] += den;
+                                cback[l][(size_t)co * P + p] += bk;
+                                continue;
+                            }
                             if (den == 0 || bk == 0) continue;
                             double sc = bk / den;
                             for (size_t t = 0; t < T; t++) fc[t] += fabsf(col[t * P + p] * wc[t]) * sc;
@@ -140,6 +167,48 @@ void fg_loc_forward_impact(fg_model *m, const fg_dataset *d, const int *idx, int
                     }
                 }
             }
+        }
+    }
+    if (conv == FG_LOC_CONV_BATCH) {
+        /* second pass: FI[co][t] = w[co][t] sum_x sum_p col_x[t][p] coef(co, p),
+         * coef = back sum / (N^2 S), the signed numerators of the released form */
+        double **coef = cden; /* overwritten in place */
+        for (int l = 0; l < nn; l++) {
+            const fg_layer *L = fg_model_node(m, l);
+            if (L->kind != FG_LAYER_CONV) continue;
+            size_t cp = (size_t)L->out.c * L->out.h * L->out.w;
+            for (size_t i = 0; i < cp; i++)
+                coef[l][i] = cden[l][i] > 0 ? cback[l][i] / ((double)n * n * cden[l][i]) : 0;
+        }
+        for (int s = 0; s < n; s += batch) {
+            int nb = n - s < batch ? n - s : batch;
+            fg_dataset_gather(d, idx + s, nb, xb, NULL);
+            fg_model_forward(m, xb, nb);
+            for (int l = 0; l < nn; l++) {
+                const fg_layer *L = fg_model_node(m, l);
+                if (L->kind != FG_LAYER_CONV) continue;
+                int oh = L->out.h, ow = L->out.w, kk = L->k;
+                size_t T = (size_t)L->in_shape.c * kk * kk, P = (size_t)oh * ow, in_n = fg_shape_size(L->in_shape);
+                const float *o = fg_model_act(m, L->in[0]);
+                for (int x = 0; x < nb; x++) {
+                    im2col1(o + (size_t)x * in_n, L->in_shape, kk, L->stride, L->pad, oh, ow, col);
+                    for (int co = 0; co < L->out.c; co++) {
+                        const double *cf = coef[l] + (size_t)co * P;
+                        double *fc = front + L->w_off + (size_t)co * T;
+                        for (size_t t = 0; t < T; t++) {
+                            const float *ct = col + t * P;
+                            double acc = 0;
+                            for (size_t p = 0; p < P; p++) acc += ct[p] * cf[p];
+                            fc[t] += acc;
+                        }
+                    }
+                }
+            }
+        }
+        for (int l = 0; l < nn; l++) {
+            const fg_layer *L = fg_model_node(m, l);
+            if (L->kind != FG_LAYER_CONV) continue;
+            for (long i = 0; i < L->n_w; i++) front[L->w_off + i] *= w[L->w_off + i];
         }
     }
     for (int l = 0; l < nn; l++) {
@@ -152,11 +221,14 @@ void fg_loc_forward_impact(fg_model *m, const fg_dataset *d, const int *idx, int
                     out[g] = (float)((front[g] / n) * (back[back_off[l] + (size_t)j] / n));
                 }
         } else if (L->kind == FG_LAYER_CONV) {
-            for (long i = 0; i < L->n_w; i++) out[L->w_off + i] = (float)(front[L->w_off + i] / n);
+            double scale = conv == FG_LOC_CONV_BATCH ? 1.0 : 1.0 / n; /* the batch form is complete */
+            for (long i = 0; i < L->n_w; i++) out[L->w_off + i] = (float)(front[L->w_off + i] * scale);
         }
     }
     fg_model_zero_grad(m);
     fg_model_set_mode(m, saved);
+    for (int l = 0; l < nn; l++) free(cden[l]), free(cback[l]);
+    free(cden), free(cback);
     free(front);
     free(back);
     free(back_off);

@@ -61,7 +61,7 @@ Test(localise, forward_impact_hand_computed)
     int y = 0, idx = 0;
     fg_dataset d = {.n = 1, .c = 2, .h = 1, .w = 1, .n_classes = 2, .x = x, .y = &y};
     float fi[4];
-    fg_loc_forward_impact(m, &d, &idx, 1, 4, fi);
+    fg_loc_forward_impact(m, &d, &idx, 1, 4, FG_LOC_CONV_BATCH, fi);
     cr_assert_float_eq(fi[0], 0.5f / 7, 1e-6);
     cr_assert_float_eq(fi[1], 3.0f / 7, 1e-6);
     cr_assert_float_eq(fi[2], 1.0f / 3, 1e-6);
@@ -86,11 +86,45 @@ Test(localise, conv_forward_impact_sums_positions)
     int y = 0, idx = 0;
     fg_dataset d = {.n = 1, .c = 1, .h = 2, .w = 3, .n_classes = 1, .x = x, .y = &y};
     float fi[5];
-    fg_loc_forward_impact(m, &d, &idx, 1, 2, fi);
+    fg_loc_forward_impact(m, &d, &idx, 1, 2, FG_LOC_CONV_INPUT, fi);
     cr_assert_float_eq(fi[0], 1.0f / 12 + 1.0f / 8, 1e-6);
     cr_assert_float_eq(fi[1], 0.0f, 1e-9);
     cr_assert_float_eq(fi[2], 0.0f, 1e-9);
     cr_assert_float_eq(fi[3], 5.0f / 12 + 3.0f / 8, 1e-6);
+    fg_model_free(m);
+}
+
+/* The released form (coinse/arachne run_localise.py): one sum S(p) over the
+ * whole input set, signed products, front = sum_x o w / (N S), times the mean
+ * of back, summed over positions. Same net as above, kernel [[1,0],[0,-1]],
+ * two inputs x1 = [[1,2,3],[4,5,6]], x2 = all ones; back = 1/2 everywhere.
+ *  products x1: p0 (1,0,0,-5) |.| 6, p1 (2,0,0,-6) |.| 8;  x2: (1,0,0,-1) |.| 2 at both
+ *  S(p0) = 8, S(p1) = 10;  numerators p0 (2,0,0,-6), p1 (3,0,0,-7);  N = 2
+ *  FI(k00) = 1/2 (2/16 + 3/20) = 0.1375,  FI(k11) = 1/2 (-6/16 - 7/20) = -0.3625
+ * The per-input form gives mean(1/12 + 1/8, 1/4 + 1/4) = 0.354167 and
+ * mean(5/12 + 3/8, 1/2) = 0.645833 (a negative control for the batch sum). */
+Test(localise, conv_forward_impact_batch_form_as_released)
+{
+    fg_model *m;
+    cr_assert_eq(fg_model_parse("input c=1 h=2 w=3\nconv out=1 k=2 bias=0\ngap\ndense out=1 bias=0\n", "fib", &m),
+                 FG_OK, "%s", fg_errmsg());
+    fg_model_reserve(m, 2);
+    float *p = fg_model_params(m);
+    p[0] = 1, p[1] = 0, p[2] = 0, p[3] = -1, p[4] = 1;
+    float x[12] = {1, 2, 3, 4, 5, 6, 1, 1, 1, 1, 1, 1};
+    int y[2] = {0, 0}, idx[2] = {0, 1};
+    fg_dataset d = {.n = 2, .c = 1, .h = 2, .w = 3, .n_classes = 1, .x = x, .y = y};
+    float fi[5];
+    for (int batch = 1; batch <= 2; batch++) { /* the sums span minibatches */
+        fg_loc_forward_impact(m, &d, idx, 2, batch, FG_LOC_CONV_BATCH, fi);
+        cr_assert_float_eq(fi[0], 0.1375f, 1e-6, "batch %d: %g", batch, fi[0]);
+        cr_assert_float_eq(fi[1], 0.0f, 1e-9);
+        cr_assert_float_eq(fi[2], 0.0f, 1e-9);
+        cr_assert_float_eq(fi[3], -0.3625f, 1e-6, "batch %d: %g", batch, fi[3]);
+    }
+    fg_loc_forward_impact(m, &d, idx, 2, 2, FG_LOC_CONV_INPUT, fi);
+    cr_assert_float_eq(fi[0], (1.0f / 12 + 1.0f / 8 + 0.5f) / 2, 1e-6);
+    cr_assert_float_eq(fi[3], (5.0f / 12 + 3.0f / 8 + 0.5f) / 2, 1e-6);
     fg_model_free(m);
 }
 

@@ -31,6 +31,9 @@ typedef struct {
 } fg_kernel_stats;
 /* The node whose weight tensor holds global parameter index g, or -1. */
 int fg_fix_kernel_node(const fg_model *m, long g);
+/* 1 when the model has a dense or conv layer (kernel weights to localise
+ * or mutate), else 0. */
+int fg_fix_has_kernels(const fg_model *m);
 /* For each target index: its node (node[i]) and that node's kernel statistics
  * (st[i]); each node's statistics are computed once. A target outside every
  * kernel weight gets node -1 and zero statistics. */

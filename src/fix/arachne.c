@@ -91,10 +91,7 @@ static const fg_fix_param params[P_COUNT] = {
 static int ar_supports(const fg_model *f0, const fg_fix_subject *s, char *reason, size_t len)
 {
     (void)s;
-    for (int i = 0; i < fg_model_n_nodes(f0); i++) {
-        fg_layer_kind k = fg_model_node(f0, i)->kind;
-        if (k == FG_LAYER_DENSE || k == FG_LAYER_CONV) return 1;
-    }
+    if (fg_fix_has_kernels(f0)) return 1;
     snprintf(reason, len, "the model has no dense or conv kernel weights to localise");
     return 0;
 }

@@ -289,6 +289,15 @@ int fg_fix_kernel_node(const fg_model *m, long g)
     return -1;
 }
 
+int fg_fix_has_kernels(const fg_model *m)
+{
+    for (int i = 0; i < fg_model_n_nodes(m); i++) {
+        fg_layer_kind k = fg_model_node(m, i)->kind;
+        if (k == FG_LAYER_DENSE || k == FG_LAYER_CONV) return 1;
+    }
+    return 0;
+}
+
 void fg_fix_kernel_stats(const fg_model *m, const long *targets, long n, int *node, fg_kernel_stats *st)
 {
     int nn = fg_model_n_nodes(m);

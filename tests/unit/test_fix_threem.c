@@ -96,3 +96,49 @@ Test(fix_threem, iteration_limit_reaches_the_lp)
     fg_model_free(f0);
     fg_dataset_free(&rep);
 }
+
+/* tiebreak=l1 keeps the least L-inf change and takes, among the changes of
+ * that size, the one of least L1 norm. Hand-computed: W = [[0,0,0,0],
+ * [1,0.1,0,0]], x1 = e1 and x2 = e2, both of class 0 (both misclassified).
+ * x1 needs d00 - d10 >= 1 + m, so eps = (1 + m) / 2; x2 needs d01 - d11 >=
+ * 0.1 + m, which costs 0.1 + m in L1; nothing else has to move. So the L1
+ * change is exactly 1.1 + 2m, never above the solver's vertex (none). */
+Test(fix_threem, l1_tiebreak_keeps_linf)
+{
+    fg_model *f0;
+    cr_assert_eq(fg_model_parse("input c=4 h=1 w=1\ndense out=2 bias=0 name=fc\n", "tiny", &f0), FG_OK);
+    static const float W[8] = {0, 0, 0, 0, 1, 0.1f, 0, 0};
+    static const float xs[8] = {1, 0, 0, 0, 0, 1, 0, 0};
+    memcpy(fg_model_params(f0), W, sizeof W);
+    fg_model_reserve(f0, 8);
+    fg_dataset rep = {.n = 2, .c = 4, .h = 1, .w = 1, .n_classes = 2};
+    rep.x = fg_xfloats(8), rep.y = fg_xmalloc(sizeof(int) * 2);
+    memcpy(rep.x, xs, sizeof xs);
+    rep.y[0] = rep.y[1] = 0;
+    const fg_fix_approach *a = fg_fix_find("3M");
+    int tie = fg_fix_param_index(a, "tiebreak");
+    cr_assert_geq(tie, 0);
+    double pv[FG_FIX_MAX_PARAMS], linf[2], l1[2];
+    fg_fix_param_defaults(a, 1, pv);
+    cr_assert_eq(pv[tie], 0, "l1 is the default");
+    double m = pv[fg_fix_param_index(a, "margin")];
+    for (int k = 0; k < 2; k++) {
+        pv[tie] = k; /* 0 = l1, 1 = none */
+        fg_fix_result res;
+        cr_assert_eq(toy_run_with("3M", 1, pv, f0, NULL, 0, &rep, &rep, &rep, 1, &res), FG_OK, "%s", fg_errmsg());
+        cr_assert_eq(toy_accuracy(res.f1, &rep), 100.0);
+        const float *w1 = fg_model_params_c(res.f1);
+        linf[k] = 0, l1[k] = 0;
+        for (int i = 0; i < 8; i++) {
+            double d = fabs((double)w1[i] - W[i]);
+            linf[k] = fmax(linf[k], d), l1[k] += d;
+        }
+        fg_model_free(res.f1);
+    }
+    cr_assert_float_eq(linf[0], (1 + m) / 2, 1e-5, "eps %g", linf[0]);
+    cr_assert_float_eq(linf[1], (1 + m) / 2, 1e-5, "eps %g (none)", linf[1]);
+    cr_assert_float_eq(l1[0], 1.1 + 2 * m, 1e-5, "L1 %g, hand-computed %g", l1[0], 1.1 + 2 * m);
+    cr_assert_leq(l1[0], l1[1] + 1e-6, "L1 %g above the vertex's %g", l1[0], l1[1]);
+    fg_model_free(f0);
+    fg_dataset_free(&rep);
+}

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,8 @@ enum { TAG_JOB = 1, TAG_STOP, TAG_DONE, TAG_STOPREQ, TAG_BYE };
 typedef struct {
     const char *exp_path;
     int force, dry_run, shard_i, shard_n;
+    const char *reuse[8];
+    int n_reuse;
     double grace, progress;
     int blas_threads;
 } run_opts;
@@ -74,7 +77,11 @@ static void usage(FILE *f)
                "  --grace S        on SIGTERM/SIGUSR1/SIGINT let running jobs finish for S\n"
                "                   seconds, then cancel them (default 60)\n"
                "  --progress S     seconds between progress lines when not on a terminal (30)\n"
-               "  --blas-threads N OPENBLAS_NUM_THREADS for job children when unset (1)\n");
+               "  --blas-threads N OPENBLAS_NUM_THREADS for job children when unset (1)\n"
+               "  --reuse DIR      take the records of this run's jobs that DIR's ledger holds\n"
+               "                   (another experiment's results directory over the same store:\n"
+               "                   job keys name approach, parameters, subject and seed, not the\n"
+               "                   experiment); copied into this ledger, not rerun. Up to 8\n");
 }
 
 static int parse_opts(int argc, char **argv, run_opts *o)
@@ -95,7 +102,8 @@ static int parse_opts(int argc, char **argv, run_opts *o)
             snprintf(name, sizeof name, "%s", a);
         }
         int takes = !strcmp(name, "--shard") || !strcmp(name, "--grace") ||
-                    !strcmp(name, "--progress") || !strcmp(name, "--blas-threads");
+                    !strcmp(name, "--progress") || !strcmp(name, "--blas-threads") ||
+                    !strcmp(name, "--reuse");
         if (takes && !val) {
             if (i + 1 >= argc) return fg_err(FG_ERR_ARG, "option %s needs a value", name);
             val = argv[++i];
@@ -117,6 +125,12 @@ static int parse_opts(int argc, char **argv, run_opts *o)
             o->progress = strtod(val, &end);
             if (*end || o->progress <= 0)
                 return fg_err(FG_ERR_ARG, "--progress %s: expected seconds > 0", val);
+        } else if (!strcmp(name, "--reuse")) {
+            if (o->n_reuse == 8) return fg_err(FG_ERR_ARG, "--reuse %s: at most 8 directories", val);
+            struct stat st;
+            if (stat(val, &st) != 0 || !S_ISDIR(st.st_mode))
+                return fg_err(FG_ERR_ARG, "--reuse %s: not a directory", val);
+            o->reuse[o->n_reuse++] = val;
         } else if (!strcmp(name, "--blas-threads")) {
             long v = strtol(val, &end, 10);
             if (*end || v < 1 || v > 1024)
@@ -131,6 +145,8 @@ static int parse_opts(int argc, char **argv, run_opts *o)
         }
     }
     if (!o->exp_path) return fg_err(FG_ERR_ARG, "missing EXPERIMENT.yaml");
+    if (o->force && o->n_reuse)
+        return fg_err(FG_ERR_ARG, "--reuse with --force: --force reruns the jobs --reuse would take");
     return FG_OK;
 }
 
@@ -773,6 +789,46 @@ static int force_drop(const run_opts *o, const char *outdir, const char *ledger_
     return rc;
 }
 
+/* --reuse: the records of this run's jobs that another results directory's
+ * ledger holds (fix, robustness and prepare records only; the first record
+ * of a key wins, this ledger's own first). A real run appends them to its
+ * ledger, so the tables and later resumes need no other directory; a dry run
+ * only counts them as done. Fixed models are found through the store, which
+ * the other run must share. */
+static int reuse_ledgers(const run_opts *o, const fg_job *jobs, int n, fg_ledger *mine, rec_list *seen)
+{
+    int rc = FG_OK;
+    for (int r = 0; r < o->n_reuse && rc == FG_OK; r++) {
+        fg_ledger *other = NULL;
+        if (fg_ledger_read(o->reuse[r], &other) != FG_OK)
+            return fg_err(FG_ERR_NOTFOUND, "--reuse %s: no ledger.tsv there", o->reuse[r]);
+        int took = 0;
+        for (int i = 0; i < fg_ledger_count(other) && rc == FG_OK; i++) {
+            const char *rec = fg_ledger_record(other, i);
+            char *key = fg_record_get(rec, "key");
+            int ours = 0;
+            for (int j = 0; key && j < n && !ours; j++)
+                ours = !strcmp(jobs[j].key, key);
+            if (ours && (!mine || !fg_ledger_get(mine, key))) {
+                int dup = 0;
+                for (int k = 0; k < seen->n && !dup; k++) {
+                    char *sk = fg_record_get(seen->recs[k], "key");
+                    dup = sk && !strcmp(sk, key);
+                    free(sk);
+                }
+                if (!dup) {
+                    if (mine) rc = fg_ledger_append(mine, rec);
+                    if (rc == FG_OK) rec_add(seen, rec, strlen(rec)), took++;
+                }
+            }
+            free(key);
+        }
+        fg_ledger_close(other);
+        if (rc == FG_OK) fg_log(FG_LOG_INFO, "reused %d records from %s", took, o->reuse[r]);
+    }
+    return rc;
+}
+
 static int resolve_exe(char *buf, size_t len)
 {
     ssize_t n = readlink("/proc/self/exe", buf, len - 1);
@@ -811,6 +867,11 @@ static int rank0_run(const run_opts *o, fg_experiment *e, fg_job *jobs, int n_jo
     if (open_ledgers(o, outdir, ledger_dir, sizeof ledger_dir, &mine, &seen, &lockfd) != FG_OK) {
         fprintf(stderr, "fixgrid run: %s\n", fg_errmsg());
         ret = lockfd < 0 ? 2 : 3;
+        goto announce;
+    }
+    if (o->n_reuse && reuse_ledgers(o, jobs, n_jobs, mine, &seen) != FG_OK) {
+        fprintf(stderr, "fixgrid run: %s\n", fg_errmsg());
+        ret = 2;
         goto announce;
     }
     d = done_index(&seen, &nd, &keys);

@@ -50,4 +50,27 @@ mkdir copy
 cp "$out/ledger.tsv" copy/
 "$FG_EXE" tables copy || fail "fixgrid tables failed"
 $PY "$CHECK" tables "$out" copy
-pass "resume, --dry-run, --force and fixgrid tables"
+# --reuse: another experiment over the same store takes the records of its
+# jobs from this ledger. One with a fourth seed and a second approach runs
+# only the jobs the first lacks (robustness keys name the seed set, so those
+# rerun); its ledger then holds every key once, and a
+# rerun needs no --reuse.
+mkexp exp2.yaml 's/^name: .*/name: tiny-noop-2/' 's#^output: .*#output: results/tiny-noop-2#' \
+    's/^seeds: .*/seeds: [1, 2, 3, 4]/' 's/^  - approach: noop/  - approach: noop\n  - approach: finetune/'
+out2=$(outdir_of exp2.yaml)
+all_keys exp2.yaml > keys2.txt
+n2=$(wc -l < keys2.txt)
+shared=$(sort keys.txt keys2.txt | uniq -d | wc -l)
+[ "$shared" -ge 4 ] && [ "$n2" -gt "$shared" ] || fail "expected shared and new keys: $shared of $n2"
+"$FG_EXE" run exp2.yaml --reuse "$out" --dry-run > dry2.txt
+grep -q "^# $n2 jobs: $((n2 - shared)) to run, $shared done" dry2.txt || fail "reuse dry run: $(sed -n 2p dry2.txt)"
+[ ! -e "$out2" ] || fail "the dry run with --reuse created $out2"
+run_np 2 run exp2.yaml --reuse "$out" 2> run5.txt || fail "--reuse run failed: $(cat run5.txt)"
+grep -q "reused $shared records from $out" run5.txt || fail "reuse count: $(grep -i reuse run5.txt)"
+grep -q "$((n2 - shared)) jobs to run" run5.txt || fail "--reuse ran: $(grep 'jobs to run' run5.txt)"
+$PY "$CHECK" once "$out2/ledger.tsv" keys2.txt
+run_np 1 run exp2.yaml 2> run6.txt || fail "rerun of exp2 failed"
+grep -q "0 jobs to run" run6.txt || fail "exp2's ledger is not self-contained: $(grep 'jobs to run' run6.txt)"
+expect_rc 2 "$FG_EXE" run exp2.yaml --reuse "$out" --force
+expect_rc 2 "$FG_EXE" run exp2.yaml --reuse /nonexistent/results
+pass "resume, --dry-run, --force, --reuse and fixgrid tables"

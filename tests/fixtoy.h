@@ -243,4 +243,29 @@ static inline int toyimg_run(const char *name, int preset_cpu, const double *pv,
     return toy_run_subject(name, preset_cpu, pv, &subj, f0, NULL, 0, train, valid, rep, seed, res);
 }
 
+/* The shifted-image fixture several approach tests share: f0 trained on
+ * normal images, a normal valid split, a repair split of `n_rep` normal and
+ * shifted images (seed 22), and a held-out set of `n_held` images of
+ * `held_mode` (seed `held_seed`). Free with toyimg_fx_free. */
+typedef struct {
+    fg_dataset tr, val, rep, held;
+    fg_model *f0;
+} toyimg_fx;
+
+static inline void toyimg_fx_setup(toyimg_fx *f, int n_rep, uint64_t held_seed, int held_mode)
+{
+    static const int modes[2] = {TOYIMG_NORMAL, TOYIMG_SHIFTED};
+    toyimg_data(300, 1, TOYIMG_NORMAL, &f->tr);
+    toyimg_data(90, 21, TOYIMG_NORMAL, &f->val);
+    toyimg_data_modes(n_rep, 22, modes, 2, &f->rep);
+    toyimg_data(150, held_seed, held_mode, &f->held);
+    f->f0 = toyimg_f0(&f->tr);
+}
+
+static inline void toyimg_fx_free(toyimg_fx *f)
+{
+    fg_model_free(f->f0);
+    fg_dataset_free(&f->tr), fg_dataset_free(&f->val), fg_dataset_free(&f->rep), fg_dataset_free(&f->held);
+}
+
 #endif

@@ -344,26 +344,11 @@ static double edit_success(fg_model *m, const fg_dataset *d, const fg_edit_cfg *
     return 100.0 * ok / d->n;
 }
 
-typedef struct {
-    fg_dataset tr, val, rep, held;
-    fg_model *f0;
-} fixture;
+typedef toyimg_fx fixture;
 
 static void setup_fx(fixture *f)
 {
-    static const int modes[2] = {TOYIMG_NORMAL, TOYIMG_SHIFTED};
-    toyimg_data(300, 1, TOYIMG_NORMAL, &f->tr);
-    toyimg_data(90, 21, TOYIMG_NORMAL, &f->val);
-    toyimg_data_modes(120, 22, modes, 2, &f->rep);
-    toyimg_data(150, 24, TOYIMG_NORMAL, &f->held);
-    f->f0 = toyimg_f0(&f->tr);
-}
-
-static void teardown_fx(fixture *f)
-{
-    fg_model_free(f->f0);
-    fg_dataset_free(&f->tr), fg_dataset_free(&f->val), fg_dataset_free(&f->rep),
-        fg_dataset_free(&f->held);
+    toyimg_fx_setup(f, 120, 24, TOYIMG_NORMAL);
 }
 
 /* the toy's budget: 20 epochs of 300 images in batches of 32; the editor's
@@ -409,7 +394,7 @@ Test(editable, editable_training_makes_edits_succeed_more_often)
     cr_assert(strstr(et.variant, "editable=last-dense") && strstr(et.variant, "beta=fixed"), "%s",
               et.variant);
     fg_model_free(et.f1), fg_model_free(ctl.f1);
-    teardown_fx(&f);
+    toyimg_fx_free(&f);
 }
 
 /* A successful edit makes its input right; the repair edits of an ET run
@@ -455,5 +440,5 @@ Test(editable, edits_fix_the_inputs_they_target)
     cr_assert_gt(res.weights_changed, 0);
     fg_model_free(res.f1);
     fg_fix_sets_free(&sets);
-    teardown_fx(&f);
+    toyimg_fx_free(&f);
 }

@@ -28,25 +28,12 @@ static int layers_changed(const fg_model *a, const fg_model *b)
     return n;
 }
 
-typedef struct {
-    fg_dataset tr, val, rep, test;
-    fg_model *f0;
-} fixture;
+/* the held-out set is shifted images (toyimg_fx_setup) */
+typedef toyimg_fx fixture;
 
 static void setup_fx(fixture *f)
 {
-    static const int modes[2] = {TOYIMG_NORMAL, TOYIMG_SHIFTED};
-    toyimg_data(300, 1, TOYIMG_NORMAL, &f->tr);
-    toyimg_data(90, 21, TOYIMG_NORMAL, &f->val);
-    toyimg_data_modes(240, 22, modes, 2, &f->rep);
-    toyimg_data(150, 23, TOYIMG_SHIFTED, &f->test);
-    f->f0 = toyimg_f0(&f->tr);
-}
-
-static void teardown_fx(fixture *f)
-{
-    fg_model_free(f->f0);
-    fg_dataset_free(&f->tr), fg_dataset_free(&f->val), fg_dataset_free(&f->rep), fg_dataset_free(&f->test);
+    toyimg_fx_setup(f, 240, 23, TOYIMG_SHIFTED);
 }
 
 static int run_with(const char *name, fixture *f, const char *key, double v, fg_fix_result *res)
@@ -70,8 +57,8 @@ Test(irepair, repairs_the_shifted_images_through_its_slices)
     setup_fx(&f);
     fg_fix_result res, all;
     cr_assert_eq(run_with("IR", &f, NULL, 0, &res), FG_OK, "%s", fg_errmsg());
-    double a0 = fg_model_accuracy(f.f0, f.test.x, f.test.y, f.test.n, 64);
-    double a1 = fg_model_accuracy(res.f1, f.test.x, f.test.y, f.test.n, 64);
+    double a0 = fg_model_accuracy(f.f0, f.held.x, f.held.y, f.held.n, 64);
+    double a1 = fg_model_accuracy(res.f1, f.held.x, f.held.y, f.held.n, 64);
     cr_assert_gt(a1, a0 + 2, "shifted accuracy %.1f -> %.1f (%s)", a0, a1, res.note);
     cr_assert(!memcmp(fg_model_state_c(res.f1), fg_model_state_c(f.f0), sizeof(float) * fg_model_n_state(f.f0)),
               "BN running statistics must stay f0's");
@@ -81,7 +68,7 @@ Test(irepair, repairs_the_shifted_images_through_its_slices)
     int ls = layers_changed(f.f0, res.f1), la = layers_changed(f.f0, all.f1);
     cr_assert_lt(ls, la, "sliced run changed %d layers, unsliced %d (%s)", ls, la, res.note);
     fg_model_free(res.f1), fg_model_free(all.f1);
-    teardown_fx(&f);
+    toyimg_fx_free(&f);
 }
 
 Test(inner, repairs_by_changing_only_blamed_weights)
@@ -100,7 +87,7 @@ Test(inner, repairs_by_changing_only_blamed_weights)
     cr_assert_lt(res.weights_changed, all.weights_changed, "masked %ld, unmasked %ld (%s)", res.weights_changed,
                  all.weights_changed, res.note);
     fg_model_free(res.f1), fg_model_free(all.f1);
-    teardown_fx(&f);
+    toyimg_fx_free(&f);
 }
 
 /* the step floor adds whole epochs until min_steps steps are done */
@@ -126,5 +113,5 @@ Test(irepair, min_steps_extends_the_epochs)
     cr_assert_eq(n2, ((10 + per - 1) / per) * per, "%ld steps an epoch, %ld with the floor (%s)", per, n2, more.note);
     cr_assert_eq(more.evals, n2 / per);
     fg_model_free(one.f1), fg_model_free(more.f1);
-    teardown_fx(&f);
+    toyimg_fx_free(&f);
 }

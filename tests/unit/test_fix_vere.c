@@ -207,19 +207,16 @@ Test(fix_vere, unadaptable_with_a_reason)
  * the conv or BN layers. */
 Test(fix_vere, image_toy_lifts_shifted_images)
 {
-    static const int modes[2] = {TOYIMG_NORMAL, TOYIMG_SHIFTED};
-    fg_dataset tr, val, rep, test, normal;
-    toyimg_data(300, 1, TOYIMG_NORMAL, &tr);
-    toyimg_data(90, 21, TOYIMG_NORMAL, &val);
-    toyimg_data_modes(240, 22, modes, 2, &rep);
-    toyimg_data(150, 23, TOYIMG_SHIFTED, &test);
+    toyimg_fx f;
+    toyimg_fx_setup(&f, 240, 23, TOYIMG_SHIFTED);
+    fg_dataset normal;
     toyimg_data(150, 24, TOYIMG_NORMAL, &normal);
-    fg_model *f0 = toyimg_f0(&tr);
+    fg_model *f0 = f.f0;
     fg_fix_result res;
-    cr_assert_eq(toyimg_run("VERE", 0, NULL, f0, &tr, &val, &rep, 9, &res), FG_OK, "%s", fg_errmsg());
-    double s0 = toy_accuracy(f0, &test), s1 = toy_accuracy(res.f1, &test);
+    cr_assert_eq(toyimg_run("VERE", 0, NULL, f0, &f.tr, &f.val, &f.rep, 9, &res), FG_OK, "%s", fg_errmsg());
+    double s0 = toy_accuracy(f0, &f.held), s1 = toy_accuracy(res.f1, &f.held);
     double n0 = toy_accuracy(f0, &normal), n1 = toy_accuracy(res.f1, &normal);
-    double r0 = toy_accuracy(f0, &rep), r1 = toy_accuracy(res.f1, &rep);
+    double r0 = toy_accuracy(f0, &f.rep), r1 = toy_accuracy(res.f1, &f.rep);
     printf("image toy: repair %.1f -> %.1f, held-out shifted %.1f -> %.1f, normal %.1f -> %.1f (%s)\n",
            r0, r1, s0, s1, n0, n1, res.note);
     /* What VeRe optimises, the repair split, rises (75.0 -> 80.8 / 78.3); the held-out
@@ -237,7 +234,6 @@ Test(fix_vere, image_toy_lifts_shifted_images)
                 cr_assert_eq(a[L->w_off + i], b[L->w_off + i], "node %s changed", L->name);
     }
     fg_model_free(res.f1);
-    fg_model_free(f0);
-    fg_dataset_free(&tr), fg_dataset_free(&val), fg_dataset_free(&rep), fg_dataset_free(&test);
+    toyimg_fx_free(&f);
     fg_dataset_free(&normal);
 }

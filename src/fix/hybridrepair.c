@@ -66,7 +66,12 @@
  *    code uses (spec 6.g); the density reference is `density_ref` training
  *    inputs (0 = all).
  * The cpu preset scales views (4), warm-up and repair epochs (2), k-means
- * iterations and the density reference only. */
+ * iterations, the density reference and the replay set (`replay` 5,000: each
+ * use draws that many correct training inputs afresh, seeded; the published
+ * 0 takes all of them) only. Without the replay cap an fmnist-vgg run passed
+ * 13 min on the shared machine: a MixMatch pass is max(|replay|, |pool|) / 64
+ * steps of 64 + 64 x views images, so ~50,000 replay inputs made 2 epochs
+ * about 500,000 training images. */
 #include "fixgrid/fixkit.h"
 
 #include <float.h>
@@ -77,7 +82,7 @@
 
 enum {
     P_BUDGET, P_VIEWS, P_WARMUP, P_EPOCHS, P_LR, P_LAMBDA_U, P_T, P_ALPHA, P_SMOOTH, P_CLUSTER_SIZE, P_NOISE,
-    P_DENSITY_REF, P_TAU_SAMPLES, P_KMEANS_ITERS, P_LABEL_MEMBERS, P_COUNT
+    P_DENSITY_REF, P_TAU_SAMPLES, P_KMEANS_ITERS, P_LABEL_MEMBERS, P_REPLAY, P_COUNT
 };
 static const fg_fix_param params[P_COUNT] = {
     [P_BUDGET] = {"budget", FG_PARAM_FLOAT, 0.01, NAN, 1e-4, 1, NULL, "labels HR may read, as a share of the repair split (the pool)"},
@@ -95,6 +100,7 @@ static const fg_fix_param params[P_COUNT] = {
     [P_TAU_SAMPLES] = {"tau_samples", FG_PARAM_INT, 1000, NAN, 1, 1e9, NULL, "inputs of typical density whose mean u is tau"},
     [P_KMEANS_ITERS] = {"kmeans_iters", FG_PARAM_INT, 20, 10, 1, 10000, NULL, "Lloyd iterations"},
     [P_LABEL_MEMBERS] = {"label_members", FG_PARAM_BOOL, 0, NAN, 0, 1, NULL, "negative control: read every selected member's label instead of propagating"},
+    [P_REPLAY] = {"replay", FG_PARAM_INT, 0, 5000, 0, 1e9, NULL, "replay inputs drawn afresh for each use (a seeded sample of the correct ones; 0 = all)"},
 };
 
 enum { HR_B = 64, HR_KNN = 100 };
@@ -419,14 +425,34 @@ static double hr_tau(fg_model *m, const fg_dataset *pool, const fg_dataset *ref,
     return taken ? tau / taken : 1.0;
 }
 
-/* rows of d the model classifies correctly (the replay set) */
-static int hr_replay(fg_model *m, const fg_dataset *d, int *rows)
+/* Rows of d the model classifies correctly (the replay set): all of them
+ * (cap 0), or the first `cap` found in a fresh seeded order, predicted in
+ * chunks so that only about cap / accuracy rows are run. */
+static int hr_replay(fg_model *m, const fg_dataset *d, int cap, fg_rng *rng, int *rows)
 {
-    int *pred = fg_xmalloc(sizeof(int) * (size_t)d->n), n = 0;
-    fg_model_predict(m, d->x, d->n, 256, pred, NULL);
-    for (int i = 0; i < d->n; i++)
-        if (pred[i] == d->y[i]) rows[n++] = i;
-    free(pred);
+    int n = 0;
+    if (cap <= 0 || cap >= d->n) {
+        int *pred = fg_xmalloc(sizeof(int) * (size_t)d->n);
+        fg_model_predict(m, d->x, d->n, 256, pred, NULL);
+        for (int i = 0; i < d->n; i++)
+            if (pred[i] == d->y[i]) rows[n++] = i;
+        free(pred);
+        return n;
+    }
+    enum { CH = 512 };
+    size_t dim = fg_dataset_dim(d);
+    int *order = fg_xmalloc(sizeof(int) * (size_t)d->n), pred[CH];
+    float *buf = fg_xfloats((size_t)CH * dim);
+    for (int i = 0; i < d->n; i++) order[i] = i;
+    fg_rng_shuffle(rng, order, (size_t)d->n);
+    for (int i0 = 0; i0 < d->n && n < cap; i0 += CH) {
+        int c = d->n - i0 < CH ? d->n - i0 : CH;
+        for (int j = 0; j < c; j++) memcpy(buf + (size_t)j * dim, d->x + (size_t)order[i0 + j] * dim, sizeof(float) * dim);
+        fg_model_predict(m, buf, c, 256, pred, NULL);
+        for (int j = 0; j < c && n < cap; j++)
+            if (pred[j] == d->y[order[i0 + j]]) rows[n++] = order[i0 + j];
+    }
+    free(order), free(buf);
     return n;
 }
 
@@ -618,7 +644,7 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
     fg_model_reserve(m, NB > 256 ? NB : 256);
     fg_fix_step plain = {.optim = o, .lr = r.lr, .mode = FG_MODE_TRAIN};
     for (int e = 0; e < (int)pv[P_WARMUP]; e++) {
-        int nr = hr_replay(m, tr, replay);
+        int nr = hr_replay(m, tr, (int)pv[P_REPLAY], rng, replay);
         fg_fix_pool p;
         fg_fix_pool_init(&p);
         if (nr == 0) break;
@@ -642,14 +668,14 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
     long steps_done = 0;
     for (int e = 0; e < epochs; e++) {
         /* (a) replay + S_L, label-smoothed CE */
-        int nr = hr_replay(m, tr, replay);
+        int nr = hr_replay(m, tr, (int)pv[P_REPLAY], rng, replay);
         fg_fix_pool p;
         fg_fix_pool_init(&p);
         if (nr > 0) fg_fix_pool_add(&p, tr, replay, nr);
         if (n_sl > 0) fg_fix_pool_add(&p, &sl, NULL, 0);
         if (p.n > 0 && (rc = fg_fix_train_epoch(m, &sup, &p, HR_B, rng, ctx->cancel, NULL))) goto cleanup;
         /* (b) the MixMatch-like pass */
-        nr = hr_replay(m, tr, replay);
+        nr = hr_replay(m, tr, (int)pv[P_REPLAY], rng, replay);
         double wsum = 0;
         for (int i = 0; i < n; i++) wsum += w[i], cw[i] = wsum;
         int steps = (nr > n ? nr : n) / HR_B;

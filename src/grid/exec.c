@@ -504,7 +504,29 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
         free(path);
     }
     if (n_fixed == 0) {
-        rec = fg_record_failure(e, job, "no fixed model to attack: no fix run of this pair is OK");
+        /* Every fix run UNADAPTABLE (supports() said no, which depends on f0
+         * and the subject alone): so is the attack, with the same reason. */
+        const fg_fix_approach *a = e->approaches[job->approach].fix;
+        fg_model **hist = NULL;
+        int n_hist = 0;
+        char why[512] = "";
+        if (a->supports && fg_original_history(e->storedir, v.key, &hist, &n_hist) == FG_OK) {
+            fg_fix_subject fs;
+            fg_fix_subject_from(&v.s, &v.sp[FG_SPLIT_TRAIN], fg_model_n_classes(v.f0), n_hist, &fs);
+            if (!a->supports(v.f0, &fs, why, sizeof why)) {
+                char reason[600];
+                snprintf(reason, sizeof reason, "no fixed model to attack: every fix run is UNADAPTABLE (%s)",
+                         why[0] ? why : "not applicable to this model");
+                fg_record_buf ub = {0};
+                fg_grid_record_ident(&ub, e, job);
+                fg_record_str(&ub, "outcome", "UNADAPTABLE");
+                fg_record_str(&ub, "reason", reason);
+                rec = fg_record_take(&ub);
+            }
+        }
+        fg_err_clear();
+        fg_original_history_free(hist, n_hist);
+        if (!rec) rec = fg_record_failure(e, job, "no fixed model to attack: no fix run of this pair is OK");
         goto cleanup;
     }
     fg_rng rng;

@@ -7,10 +7,11 @@
 #   signals      SIGUSR1 / SIGTERM: stop, grace, cancel, resume
 #   shard        --shard I/N partition, concurrent shards, merge, gather
 #   malformed    bad experiments/options/SLURM_NTASKS exit 2 (file:line:col)
+#   unadaptable  UNADAPTABLE fix runs give an UNADAPTABLE robustness job
 #   overhead     scheduler overhead per job on a many-job noop grid (slow)
 # They share one lock so they never compete for the cores with each other:
 # the kill and signal cases time their actions against the run.
-foreach(t determinism faults resume kill signals shard malformed)
+foreach(t determinism faults resume kill signals shard malformed unadaptable)
   add_test(NAME runner_${t} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi/${t}.sh)
   set_tests_properties(runner_${t} PROPERTIES LABELS integration TIMEOUT 240
                        RESOURCE_LOCK fg_mpi ENVIRONMENT "${FG_TEST_ENV}")

@@ -26,7 +26,7 @@ APPROACHES = ["AP", "ET", "FM", "DR", "HUDD", "HR", "3M", "RA", "AR", "CARE", "N
 # table (STUDY.md section 2); any label is also accepted in any case.
 APPROACH_ALIASES = {
     "apricot": "AP", "editable": "ET", "editable-training": "ET", "editable_training": "ET",
-    "fsgmix": "FM", "deeprepair": "DR", "hudd": "HUDD", "hybridrepair": "HR", "3m-dnn": "3M",
+    "fsgmix": "FM", "deeprepair": "DR", "hudd": "HUDD", "hybridrepair": "HR", "threem": "3M", "3m-dnn": "3M",
     "3mdnn": "3M", "3m_dnn": "3M", "reassure": "RA", "arachne": "AR", "care": "CARE",
     "neurecover": "NR", "irepair": "IR", "dtr": "DTR", "genmunn": "GM", "vere": "VERE",
     "inner": "IN", "noop": "noop", "finetune": "finetune", "ft": "finetune",

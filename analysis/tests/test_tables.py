@@ -285,6 +285,22 @@ class Inputs(unittest.TestCase):
         self.assertNotIn("apricot", set(raw["approach"]))
         self.assertEqual(len(raw[raw["approach"] == "AP"]), 9)
 
+    def test_every_registered_approach_maps_to_its_label(self):
+        # Each src/fix/*.c approach's `.name` maps to its `.label` (the study's): a registry name
+        # without an alias would drop that approach from the comparison with the study.
+        import glob
+        import re
+        src = os.path.join(os.path.dirname(os.path.dirname(HERE)), "src", "fix")
+        pairs = []
+        for path in sorted(glob.glob(os.path.join(src, "*.c"))):
+            text = open(path).read()
+            for m in re.finditer(r'\.name = "([^"]+)",\s*\.label = "([^"]+)"', text):
+                pairs.append(m.groups())
+        self.assertGreaterEqual(len(pairs), 16, pairs)
+        for name, label in pairs:
+            if label in D.APPROACHES:
+                self.assertEqual(D.approach_label(name), label, name)
+
     def test_unknown_outcome_is_an_error(self):
         self.write("rq4.csv", "# experiment: x\napproach,family,subject,outcome,time_s_mean\n"
                    "AP,model,tiny,MAYBE,1.0\n")

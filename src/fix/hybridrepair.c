@@ -666,6 +666,7 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
     double best_u = DBL_MAX;
     int best_epoch = 0, epochs = (int)pv[P_EPOCHS];
     long steps_done = 0;
+    int last_replay = 0;
     for (int e = 0; e < epochs; e++) {
         /* (a) replay + S_L, label-smoothed CE */
         int nr = hr_replay(m, tr, (int)pv[P_REPLAY], rng, replay);
@@ -676,6 +677,7 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
         if (p.n > 0 && (rc = fg_fix_train_epoch(m, &sup, &p, HR_B, rng, ctx->cancel, NULL))) goto cleanup;
         /* (b) the MixMatch-like pass */
         nr = hr_replay(m, tr, (int)pv[P_REPLAY], rng, replay);
+        last_replay = nr;
         double wsum = 0;
         for (int i = 0; i < n; i++) wsum += w[i], cw[i] = wsum;
         int steps = (nr > n ? nr : n) / HR_B;
@@ -745,8 +747,10 @@ static int hr_repair(const fg_fix_ctx *ctx, const fg_dataset *pool, hr_oracle *o
     const float *pa = fg_model_params_c(ctx->f0), *pb = fg_model_params_c(best);
     for (size_t i = 0; i < fg_model_n_params(best); i++) res->weights_changed += pa[i] != pb[i];
     snprintf(res->note, sizeof res->note,
-             "labels %ld/%ld; S_L %d via %d clusters of %d (%d noise); tau %.3f keeps %d of %d; %ld SSL steps; epoch %d of %d",
-             orc->asked, b, n_sl, n_clusters_used, K, n - nn, tau, kept, n, steps_done, best_epoch, epochs);
+             "labels %ld/%ld; S_L %d via %d clusters of %d (%d noise); tau %.3f keeps %d of %d; %ld SSL steps; "
+             "replay %d; epoch %d of %d",
+             orc->asked, b, n_sl, n_clusters_used, K, n - nn, tau, kept, n, steps_done, last_replay, best_epoch,
+             epochs);
     res->f1 = best;
     best = NULL;
 cleanup:

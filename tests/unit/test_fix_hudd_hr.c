@@ -182,6 +182,28 @@ Test(hybridrepair, lifts_both_failing_modes_within_its_label_budget)
     teardown_fx(&f);
 }
 
+/* The replay cap (the cpu preset's budget): each use draws `replay` correct
+ * training inputs, not all of them (the note's "replay N" is the last set). */
+static int replay_of(const fg_fix_result *r)
+{
+    const char *p = strstr(r->note, "replay ");
+    return p ? atoi(p + 7) : -1;
+}
+
+Test(hybridrepair, replay_cap_bounds_the_replay_set)
+{
+    fixture f;
+    setup_fx(&f);
+    fg_fix_result all, cap;
+    cr_assert_eq(run_hr(&f, "replay", 0, &all), FG_OK, "%s", fg_errmsg());
+    cr_assert_eq(run_hr(&f, "replay", 50, &cap), FG_OK, "%s", fg_errmsg());
+    /* f0 gets most of its 300 normal training images right */
+    cr_assert_gt(replay_of(&all), 200, "uncapped replay %d (%s)", replay_of(&all), all.note);
+    cr_assert_eq(replay_of(&cap), 50, "capped replay %d (%s)", replay_of(&cap), cap.note);
+    fg_model_free(all.f1), fg_model_free(cap.f1);
+    teardown_fx(&f);
+}
+
 /* Negative control: reading every selected member's label (no propagation) is a budget
  * bypass; the counted oracle sees the reads and the check above fails on it. */
 Test(hybridrepair, a_budget_bypass_is_counted)

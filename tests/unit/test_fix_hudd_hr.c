@@ -197,8 +197,9 @@ Test(hybridrepair, replay_cap_bounds_the_replay_set)
     fg_fix_result all, cap;
     cr_assert_eq(run_hr(&f, "replay", 0, &all), FG_OK, "%s", fg_errmsg());
     cr_assert_eq(run_hr(&f, "replay", 50, &cap), FG_OK, "%s", fg_errmsg());
-    /* f0 gets most of its 300 normal training images right */
-    cr_assert_gt(replay_of(&all), 200, "uncapped replay %d (%s)", replay_of(&all), all.note);
+    /* the model gets most of its 300 normal training images right (199-270 seen,
+     * depending on the thread count f0 was trained at): well above the cap */
+    cr_assert_gt(replay_of(&all), 150, "uncapped replay %d (%s)", replay_of(&all), all.note);
     cr_assert_eq(replay_of(&cap), 50, "capped replay %d (%s)", replay_of(&cap), cap.note);
     fg_model_free(all.f1), fg_model_free(cap.f1);
     teardown_fx(&f);

@@ -253,6 +253,19 @@ static void log_progress(void *user, double fraction, const char *what)
     fg_log(FG_LOG_INFO, "%3.0f%% %s (%.0f s)", 100.0 * fraction, what ? what : "", now - p->start);
 }
 
+/* An UNADAPTABLE record (the fix job's supports() said no; a robustness job
+ * whose fix runs all did); variant NULL for job kinds without one. */
+static char *record_unadaptable(const fg_experiment *e, const fg_job *job, const char *variant,
+                                const char *reason)
+{
+    fg_record_buf b = {0};
+    fg_grid_record_ident(&b, e, job);
+    if (variant) fg_record_str(&b, "variant", variant);
+    fg_record_str(&b, "outcome", "UNADAPTABLE");
+    fg_record_str(&b, "reason", reason);
+    return fg_record_take(&b);
+}
+
 static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const int *cancel,
                       fg_fix_progress fwd, void *fwd_user)
 {
@@ -295,12 +308,8 @@ static char *exec_fix(const fg_experiment *e, const fg_job *job, volatile const 
     fg_fix_subject_from(&v.s, &v.sp[FG_SPLIT_TRAIN], k, n_hist, &fs);
     char why[512] = "";
     if (a->supports && !a->supports(v.f0, &fs, why, sizeof why)) {
-        fg_record_buf b = {0};
-        fg_grid_record_ident(&b, e, job);
-        fg_record_str(&b, "variant", ap->preset_cpu ? "cpu" : "published");
-        fg_record_str(&b, "outcome", "UNADAPTABLE");
-        fg_record_str(&b, "reason", why[0] ? why : "not applicable to this model");
-        rec = fg_record_take(&b);
+        rec = record_unadaptable(e, job, ap->preset_cpu ? "cpu" : "published",
+                                 why[0] ? why : "not applicable to this model");
         goto cleanup;
     }
     fg_rng rng;
@@ -517,11 +526,7 @@ static char *exec_robust(const fg_experiment *e, const fg_job *job, volatile con
                 char reason[600];
                 snprintf(reason, sizeof reason, "no fixed model to attack: every fix run is UNADAPTABLE (%s)",
                          why[0] ? why : "not applicable to this model");
-                fg_record_buf ub = {0};
-                fg_grid_record_ident(&ub, e, job);
-                fg_record_str(&ub, "outcome", "UNADAPTABLE");
-                fg_record_str(&ub, "reason", reason);
-                rec = fg_record_take(&ub);
+                rec = record_unadaptable(e, job, NULL, reason);
             }
         }
         fg_err_clear();

@@ -28,8 +28,10 @@
  *     probe 0.8 CE(probe(x_fail), y) + 0.2 softCE_T3(probe(x_fail),
  *     probe(x_ok)) (the second a distribution guide), plain SGD lr 7e-4 on the
  *     blamed weights of that block. (b) Stop if the valid accuracy is at least
- *     f0's minus `acc_tol` (10 points) and under `satisfy` (15%) of the valid
- *     split's f0 failures still fail. (c) `epochs2` (2) passes per selected
+ *     f0's minus `acc_tol` (10 points) and under `satisfy` (15%) of the stop
+ *     set's failures still fail: `stop_set` = repair (default) counts the
+ *     failing repair inputs being repaired, valid counts f0's failures on the
+ *     valid split (see below). (c) `epochs2` (2) passes per selected
  *     block of CE at the output on the failing inputs, same masked SGD
  *     (through fg_fix_train_batch); stop test again.
  *  5. Return the network (same architecture, only blamed weights changed).
@@ -58,7 +60,38 @@
  *    get_target_param was not found); probe weights start at 0 (PyTorch's
  *    Linear init in the code; a convex fit either way).
  * `mask = false` trains every weight of the selected blocks (the negative
- * control of the interpretation in the tests). */
+ * control of the interpretation in the tests).
+ *
+ * Second reading (issue 13, against implicitDeclaration/inner: main.py,
+ * utils/make_dataset.py, utils/utils.py, utils/my_optim.py,
+ * model/cifar10_vgg.py):
+ *  - Stop set. For the misclassification scenario (rep_type "wp") the repair
+ *    set and the validation set of the stop test are both drawn (1,000 each,
+ *    seeds 233 and 23) from one folder of the model's wrong predictions
+ *    (MyDataset4Misc), so the stop test largely counts the failures being
+ *    repaired. Our first reading counted the valid split's f0 failures,
+ *    which training on other inputs rarely brings under 15%, so all 20 rounds
+ *    always ran. Now `stop_set = repair` (default) counts the repaired
+ *    failing inputs; `valid` keeps the first reading (named in variant as
+ *    stop=valid). Measured on fmnist-lenet5 and fmnist-vgg (cpu preset,
+ *    seed 1) this does not end the loop early either: after 20 rounds 63% of
+ *    the repaired failures still fail on lenet5, while valid accuracy falls
+ *    from 85.4% to 73.6%; on vgg the first probe pass alone takes valid
+ *    accuracy from 92.8% to 82.9%.
+ *  - Probes (not yet followed; the likely cause of that loss). The released
+ *    probes on conv stages are small CNNs (1x1 conv + BN + ReLU, then two or
+ *    four 3x3 convs with BN and ReLU, global average pooling, a dense layer)
+ *    and linear ones only on dense layers; the probed points are the VGG
+ *    stages' outputs, and a stage's repaired layer is its last conv
+ *    ("features1.3"). Ours is a linear probe on every dense/conv layer's
+ *    output. A linear probe fitted to 1,000 inputs on thousands of conv
+ *    features separates them with large weights, so the probe-loss gradient
+ *    it sends into the block is large and phase (a) moves the block far.
+ *  - Optimiser. MySGD masks only the tensor with the mask's shape (the block's
+ *    weight); the block's bias, which get_target_param also selects, steps
+ *    unmasked. Ours keeps biases fixed (unchanged).
+ *  - Rounds. A round that stops after its probe pass is now counted in the
+ *    note's "N rounds" (it said 0 for a stop in the first round). */
 #include "fixgrid/fixkit.h"
 
 #include <math.h>
@@ -88,6 +121,7 @@ enum {
     P_SAT,
     P_TOL,
     P_MASK,
+    P_STOP,
     P_COUNT
 };
 static const fg_fix_param params[P_COUNT] = {
@@ -109,9 +143,11 @@ static const fg_fix_param params[P_COUNT] = {
     [P_BATCH] = {"batch", FG_PARAM_INT, 64, NAN, 1, 65536, NULL, "repair minibatch"},
     [P_MIX] = {"mix", FG_PARAM_FLOAT, 0.8, NAN, 0, 1, NULL, "weight of the label CE against the probe-distribution guide"},
     [P_TEMP] = {"temperature", FG_PARAM_FLOAT, 3, NAN, 1e-3, 100, NULL, "temperature of the distribution guide"},
-    [P_SAT] = {"satisfy", FG_PARAM_FLOAT, 0.15, NAN, 0, 1, NULL, "stop when this share of valid failures still fails, or less"},
+    [P_SAT] = {"satisfy", FG_PARAM_FLOAT, 0.15, NAN, 0, 1, NULL, "stop when this share of the stop set's failures still fails, or less"},
     [P_TOL] = {"acc_tol", FG_PARAM_FLOAT, 10, NAN, 0, 100, NULL, "... and valid accuracy is at least f0's minus this (points)"},
     [P_MASK] = {"mask", FG_PARAM_BOOL, 1, NAN, 0, 1, NULL, "update only blamed weights (false: whole blocks)"},
+    [P_STOP] = {"stop_set", FG_PARAM_ENUM, 0, NAN, 0, 1, "repair|valid",
+                "failures the stop test counts: the repaired ones (the released code's wp pool) or the valid split's"},
 };
 
 static int in_supports(const fg_model *f0, const fg_fix_subject *s, char *reason, size_t len)
@@ -133,16 +169,36 @@ static void gather(const fg_dataset *d, const int *rows, int n, float *x, int *y
     }
 }
 
-/* valid accuracy (%) and the share of f0's valid failures that still fail */
-static void in_check(fg_model *m, const fg_dataset *va, const int *fail, int n_fail, double *acc, double *still)
+/* The stop test's two numbers: the valid accuracy (%) and the share of the
+ * stop set's failures that still fail. With stop_set = valid (fail_x NULL)
+ * the failures are f0's valid failures (rows `fail` of va); with repair they
+ * are the n_fail repaired inputs fail_x / fail_y. */
+typedef struct {
+    const fg_dataset *va;
+    const int *va_fail; /* rows of va f0 gets wrong */
+    int n_va_fail;
+    const float *fail_x; /* NULL: count va_fail instead */
+    const int *fail_y;
+    int n_fail;
+} in_stop_set;
+
+static void in_check(fg_model *m, const in_stop_set *st, double *acc, double *still)
 {
-    int *pred = fg_xmalloc(sizeof(int) * (size_t)(va->n + 1));
+    const fg_dataset *va = st->va;
+    int n_pred = va->n > st->n_fail ? va->n : st->n_fail;
+    int *pred = fg_xmalloc(sizeof(int) * (size_t)(n_pred + 1));
     fg_model_predict(m, va->x, va->n, 256, pred, NULL);
     int right = 0, bad = 0;
     for (int i = 0; i < va->n; i++) right += pred[i] == va->y[i];
-    for (int i = 0; i < n_fail; i++) bad += pred[fail[i]] != va->y[fail[i]];
     *acc = va->n ? 100.0 * right / va->n : 100.0;
-    *still = n_fail ? (double)bad / n_fail : 0.0;
+    if (st->fail_x) {
+        fg_model_predict(m, st->fail_x, st->n_fail, 256, pred, NULL);
+        for (int i = 0; i < st->n_fail; i++) bad += pred[i] != st->fail_y[i];
+        *still = st->n_fail ? (double)bad / st->n_fail : 0.0;
+    } else {
+        for (int i = 0; i < st->n_va_fail; i++) bad += pred[st->va_fail[i]] != va->y[st->va_fail[i]];
+        *still = st->n_va_fail ? (double)bad / st->n_va_fail : 0.0;
+    }
     free(pred);
 }
 
@@ -191,7 +247,7 @@ static int in_run(const fg_fix_ctx *ctx, fg_fix_result *res)
 {
     const double *pv = ctx->params;
     const fg_dataset *rep = ctx->repair, *tr = ctx->train, *va = ctx->valid;
-    int rc = FG_OK, batch = (int)pv[P_BATCH], use_mask = pv[P_MASK] != 0;
+    int rc = FG_OK, batch = (int)pv[P_BATCH], use_mask = pv[P_MASK] != 0, stop_repair = pv[P_STOP] == 0;
     fg_model *m = fg_model_clone(ctx->f0);
     size_t D = fg_shape_size(fg_model_input_shape(m)), NP = fg_model_n_params(m);
     int C = fg_model_n_classes(m);
@@ -210,8 +266,8 @@ static int in_run(const fg_fix_ctx *ctx, fg_fix_result *res)
     float *xs = NULL, *feat = NULL, *xf = NULL, *xn = NULL;
     int *ys = NULL, *rows = NULL, *fail_rows = NULL, *ok_rows = NULL, *yf = NULL;
     fg_optim *o = NULL;
-    snprintf(res->variant, sizeof res->variant, "%s;misclassification;noaug%s", ctx->preset_cpu ? "cpu" : "published",
-             use_mask ? "" : ";mask=off");
+    snprintf(res->variant, sizeof res->variant, "%s;misclassification;noaug%s%s", ctx->preset_cpu ? "cpu" : "published",
+             use_mask ? "" : ";mask=off", stop_repair ? "" : ";stop=valid");
     if (sets.n_neg == 0) {
         snprintf(res->note, sizeof res->note, "f0 makes no error on the repair split");
         res->f1 = m;
@@ -322,14 +378,17 @@ static int in_run(const fg_fix_ctx *ctx, fg_fix_result *res)
         gather(rep, fail_rows, nf, xf, yf);
         gather(rep, ok_rows, no, xn, NULL);
         double acc0, still, acc;
-        in_check(m, va, vsets.neg, vsets.n_neg, &acc0, &still);
+        in_stop_set stop = {.va = va, .va_fail = vsets.neg, .n_va_fail = vsets.n_neg};
+        if (stop_repair) stop.fail_x = xf, stop.fail_y = yf, stop.n_fail = nf;
+        in_check(m, &stop, &acc0, &still);
         fg_recipe r = fg_recipe_default();
         r.optim = FG_OPTIM_SGD;
         r.momentum = 0;
         r.lr = (float)pv[P_LR];
         o = fg_optim_new(m, &r);
         int epochs = (int)pv[P_EPOCHS], epochs2 = (int)pv[P_EPOCHS2], done = 0, rounds = 0;
-        for (int e = 0; e < epochs && !done && !rc; e++, rounds++) {
+        for (int e = 0; e < epochs && !done && !rc; e++) {
+            rounds++; /* a round that stops after its probe pass counts */
             for (int t = 0; t < n_sel; t++) {
                 int b = sel[t];
                 in_probe_step ps = {.m = m, .node = blocks[b], .probe_node = pnode[b], .probe = &probes[b],
@@ -342,7 +401,9 @@ static int in_run(const fg_fix_ctx *ctx, fg_fix_result *res)
                     in_probe_update(&ps, xf + (size_t)s * D, yf + s, xn + (size_t)s * D, n);
                 }
             }
-            in_check(m, va, vsets.neg, vsets.n_neg, &acc, &still);
+            in_check(m, &stop, &acc, &still);
+            fg_log(FG_LOG_DEBUG, "INNER round %d, probe pass: valid acc %.2f%%, %.1f%% still fail", e + 1, acc,
+                   100 * still);
             if (acc >= acc0 - pv[P_TOL] && still < pv[P_SAT]) {
                 done = 1;
                 break;
@@ -360,7 +421,9 @@ static int in_run(const fg_fix_ctx *ctx, fg_fix_result *res)
                     }
                 }
             if (rc) break;
-            in_check(m, va, vsets.neg, vsets.n_neg, &acc, &still);
+            in_check(m, &stop, &acc, &still);
+            fg_log(FG_LOG_DEBUG, "INNER round %d: valid acc %.2f%% (f0 %.2f%%), %.1f%% of the stop set's failures still fail",
+                   e + 1, acc, acc0, 100 * still);
             if (acc >= acc0 - pv[P_TOL] && still < pv[P_SAT]) done = 1;
             if (ctx->progress) ctx->progress(ctx->progress_user, 0.4 + 0.6 * (e + 1.0) / epochs, "round");
             if (ctx->cancel && *ctx->cancel) rc = fg_err(FG_ERR_CANCELLED, "INNER cancelled at round %d", e);

@@ -153,8 +153,9 @@ static int parse_opts(int argc, char **argv, run_opts *o)
 /* ---- what the ledgers already hold ---- */
 typedef struct {
     const char *key;
-    int failed; /* outcome FAILURE */
-    int pos;    /* order of the record: the last of a key wins */
+    const char *rec; /* the record itself (owned by the rec_list) */
+    int failed;      /* outcome FAILURE */
+    int pos;         /* order of the record: the last of a key wins */
 } done_entry;
 
 static int cmp_done(const void *a, const void *b)
@@ -223,6 +224,7 @@ static done_entry *done_index(const rec_list *recs, int *n_out, rec_list *keys)
         rec_add(keys, key, strlen(key));
         free(key);
         d[n].key = keys->recs[keys->n - 1];
+        d[n].rec = recs->recs[i];
         d[n].failed = record_failed(recs->recs[i]);
         d[n].pos = n;
         n++;
@@ -636,6 +638,37 @@ static void select_jobs(const run_opts *o, const fg_job *jobs, int n, const done
     }
 }
 
+/* A robustness job attacks the fixed models its fix jobs left in the store.
+ * When one of them is gone (a purged scratch store, a ledger carried to a
+ * new machine) while the robustness job is still to run, the fix job runs
+ * again rather than the attack silently taking fewer models: its state goes
+ * back to PENDING and its key into lost[] (the caller drops its old record).
+ * Returns how many fix jobs were put back. */
+static int requeue_lost_models(const fg_job *jobs, int n, const done_entry *d, int nd, fg_sched_state *state,
+                               const char **lost)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].kind != FG_JOB_ROBUST || state[i] != FG_SCHED_PENDING) continue;
+        for (int t = 0; t < jobs[i].n_deps; t++) {
+            int j = jobs[i].deps[t];
+            if (jobs[j].kind != FG_JOB_FIX || state[j] != FG_SCHED_OK) continue;
+            const done_entry *hit = done_find(d, nd, jobs[j].key);
+            char *oc = hit ? fg_record_get(hit->rec, "outcome") : NULL;
+            char *model = hit ? fg_record_get(hit->rec, "model") : NULL;
+            if (oc && !strcmp(oc, "OK") && model && model[0] && !fg_file_exists(model)) {
+                fg_log(FG_LOG_WARN, "%s: its fixed model %s is gone; the fix job runs again for %s",
+                       jobs[j].label, model, jobs[i].label);
+                state[j] = FG_SCHED_PENDING;
+                lost[k++] = jobs[j].key;
+            }
+            free(oc);
+            free(model);
+        }
+    }
+    return k;
+}
+
 /* A dry run loads no data, but it should tell before a cluster allocation
  * which subjects' files are not where their subject file says: one comment
  * line per missing file or folder, with the root looked at and the subject's
@@ -770,14 +803,11 @@ static int open_ledgers(const run_opts *o, const char *outdir, char *ledger_dir,
 
 /* --force: drop the records of the jobs this run redoes, so each key keeps
  * exactly one record. */
-static int force_drop(const run_opts *o, const char *outdir, const char *ledger_dir,
-                      const fg_job *jobs, const fg_sched_state *state, int n)
+/* Drop the records of keys[0..k) from this run's ledger (and, sharded, from
+ * the merged one), so each key keeps exactly one record after the rerun. */
+static int drop_keys(const run_opts *o, const char *outdir, const char *ledger_dir, const char **keys, int k)
 {
-    const char **keys = fg_xmalloc((size_t)n * sizeof *keys + 1);
-    int k = 0, rc;
-    for (int i = 0; i < n; i++)
-        if (state[i] == FG_SCHED_PENDING) keys[k++] = jobs[i].key;
-    rc = fg_runner_ledger_drop(ledger_dir, keys, k);
+    int rc = fg_runner_ledger_drop(ledger_dir, keys, k);
     if (rc == FG_OK && o->shard_n > 1) {
         char path[4096];
         snprintf(path, sizeof path, "%s/.ledger.lock", outdir);
@@ -785,6 +815,17 @@ static int force_drop(const run_opts *o, const char *outdir, const char *ledger_
         rc = fd < 0 ? FG_ERR_IO : fg_runner_ledger_drop(outdir, keys, k);
         if (fd >= 0) close(fd);
     }
+    return rc;
+}
+
+static int force_drop(const run_opts *o, const char *outdir, const char *ledger_dir,
+                      const fg_job *jobs, const fg_sched_state *state, int n)
+{
+    const char **keys = fg_xmalloc((size_t)n * sizeof *keys + 1);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (state[i] == FG_SCHED_PENDING) keys[k++] = jobs[i].key;
+    int rc = drop_keys(o, outdir, ledger_dir, keys, k);
     free(keys);
     return rc;
 }
@@ -854,7 +895,8 @@ static int append_header(const fg_experiment *e, fg_ledger *l)
 /* Rank 0's whole run after the common setup; returns the exit status. */
 static int rank0_run(const run_opts *o, fg_experiment *e, fg_job *jobs, int n_jobs, int size)
 {
-    int ret = 0, lockfd = -1, nd = 0, go = 0, scope_failed = 0;
+    int ret = 0, lockfd = -1, nd = 0, go = 0, scope_failed = 0, n_lost = 0;
+    const char **lost = NULL;
     char ledger_dir[4096], logdir[4200], exe[PATH_MAX], exp_abs[PATH_MAX];
     fg_ledger *mine = NULL;
     rec_list seen = {0}, keys = {0};
@@ -876,6 +918,8 @@ static int rank0_run(const run_opts *o, fg_experiment *e, fg_job *jobs, int n_jo
     }
     d = done_index(&seen, &nd, &keys);
     select_jobs(o, jobs, n_jobs, d, nd, state);
+    lost = fg_xmalloc((size_t)n_jobs * sizeof *lost + 1);
+    n_lost = o->force ? 0 : requeue_lost_models(jobs, n_jobs, d, nd, state, lost);
     s.sched = fg_sched_new(jobs, n_jobs, state);
     if (o->dry_run) {
         dry_run(o, e, jobs, n_jobs, state, s.sched);
@@ -887,6 +931,15 @@ static int rank0_run(const run_opts *o, fg_experiment *e, fg_job *jobs, int n_jo
         mine = NULL;
         if (force_drop(o, outdir, ledger_dir, jobs, state, n_jobs) != FG_OK ||
             fg_ledger_open(ledger_dir, &mine) != FG_OK) {
+            fprintf(stderr, "fixgrid run: %s\n", fg_errmsg());
+            ret = 3;
+            goto announce;
+        }
+    }
+    if (n_lost) {
+        fg_ledger_close(mine);
+        mine = NULL;
+        if (drop_keys(o, outdir, ledger_dir, lost, n_lost) != FG_OK || fg_ledger_open(ledger_dir, &mine) != FG_OK) {
             fprintf(stderr, "fixgrid run: %s\n", fg_errmsg());
             ret = 3;
             goto announce;
@@ -967,6 +1020,7 @@ cleanup:
     rec_list_free(&seen);
     rec_list_free(&keys);
     free(d);
+    free(lost);
     free(state);
     free(s.busy);
     fg_sched_free(s.sched);

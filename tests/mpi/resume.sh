@@ -45,6 +45,21 @@ run_np 2 run exp.yaml --force 2> run4.txt || fail "--force failed"
 grep -q "$n jobs to run" run4.txt || fail "--force did not rerun all: $(grep 'jobs to run' run4.txt)"
 $PY "$CHECK" once "$out/ledger.tsv" keys.txt
 
+# A fixed model gone from the store while its robustness job is still to run
+# (a purged scratch store, a ledger carried to a new machine): the fix job
+# runs again, its old record is dropped, and the attack takes all three models.
+grep -v $'\tkind=robustness\t' "$out/ledger.tsv" > lost.tsv || true
+[ "$(wc -l < lost.tsv)" -lt "$(wc -l < "$out/ledger.tsv")" ] || fail "no robustness record to drop"
+cp lost.tsv "$out/ledger.tsv"
+gone=$(ls store/*/fixed-*.safetensors | head -1)
+[ -n "$gone" ] || fail "no fixed model in the store"
+rm -f "$gone" "$gone.sum"
+run_np 2 run exp.yaml 2> run4b.txt || fail "rerun after a lost model failed: $(cat run4b.txt)"
+grep -q "is gone; the fix job runs again" run4b.txt || fail "the lost model was not noticed: $(cat run4b.txt)"
+grep -q "2 jobs to run" run4b.txt || fail "expected the fix and robustness jobs: $(grep 'jobs to run' run4b.txt)"
+[ -e "$gone" ] || fail "the fix job did not store $gone again"
+$PY "$CHECK" once "$out/ledger.tsv" keys.txt
+
 # The tables come from the ledger alone.
 mkdir copy
 cp "$out/ledger.tsv" copy/

@@ -47,6 +47,8 @@ static int run_with(const char *name, fixture *f, const char *key, double v, fg_
         pv[fg_fix_param_index(a, "lr")] = 0.01;
         pv[fg_fix_param_index(a, "min_steps")] = 0; /* the 60 epochs alone, as calibrated */
     }
+    if (!strcmp(name, "IN")) /* the mask tests: a few rounds (the stop test is tested on its own) */
+        pv[fg_fix_param_index(a, "epochs")] = 3;
     if (key) pv[fg_fix_param_index(a, key)] = v;
     return toyimg_run(name, 0, pv, f->f0, &f->tr, &f->val, &f->rep, 9, res);
 }
@@ -113,5 +115,47 @@ Test(irepair, min_steps_extends_the_epochs)
     cr_assert_eq(n2, ((10 + per - 1) / per) * per, "%ld steps an epoch, %ld with the floor (%s)", per, n2, more.note);
     cr_assert_eq(more.evals, n2 / per);
     fg_model_free(one.f1), fg_model_free(more.f1);
+    toyimg_fx_free(&f);
+}
+
+static int inner_rounds(const fg_fix_result *r)
+{
+    const char *s = strstr(r->note, "; ");
+    cr_assert(s, "%s", r->note);
+    return (int)strtol(s + 2, NULL, 10);
+}
+
+/* The stop test counts the failures INNER repairs (stop_set = repair: the
+ * released code draws its wp validation set from the repaired pool). On the
+ * toy f0 gets every valid image right, so counting the valid split's
+ * failures (stop_set = valid) is satisfied after the first round, while the
+ * shifted repair failures take several rounds to fall under `satisfy`; once
+ * satisfied, under that share of them still fail under f1. */
+Test(inner, stop_test_counts_the_repaired_failures)
+{
+    fixture f;
+    setup_fx(&f);
+    fg_fix_result rep, val;
+    const fg_fix_approach *a = fg_fix_find("IN");
+    double pv[FG_FIX_MAX_PARAMS];
+    fg_fix_param_defaults(a, 0, pv);
+    pv[fg_fix_param_index(a, "satisfy")] = 0.9;
+    cr_assert_eq(toyimg_run("IN", 0, pv, f.f0, &f.tr, &f.val, &f.rep, 9, &rep), FG_OK, "%s", fg_errmsg());
+    cr_assert(strstr(rep.note, "satisfied"), "%s", rep.note);
+    int *p0 = fg_xmalloc(sizeof(int) * (size_t)f.rep.n), *p1 = fg_xmalloc(sizeof(int) * (size_t)f.rep.n);
+    fg_model_predict(f.f0, f.rep.x, f.rep.n, 64, p0, NULL);
+    fg_model_predict(rep.f1, f.rep.x, f.rep.n, 64, p1, NULL);
+    int fail0 = 0, still = 0;
+    for (int i = 0; i < f.rep.n; i++)
+        if (p0[i] != f.rep.y[i]) fail0++, still += p1[i] != f.rep.y[i];
+    cr_assert_gt(fail0, 10);
+    cr_assert_lt((double)still / fail0, 0.9, "%d of %d repair failures still fail (%s)", still, fail0, rep.note);
+    pv[fg_fix_param_index(a, "stop_set")] = 1; /* valid */
+    cr_assert_eq(toyimg_run("IN", 0, pv, f.f0, &f.tr, &f.val, &f.rep, 9, &val), FG_OK, "%s", fg_errmsg());
+    cr_assert(strstr(val.variant, "stop=valid"), "%s", val.variant);
+    cr_assert_eq(inner_rounds(&val), 1, "valid-set stop: %s", val.note);
+    cr_assert_gt(inner_rounds(&rep), 1, "repair-set stop after the first round: %s", rep.note);
+    free(p0), free(p1);
+    fg_model_free(rep.f1), fg_model_free(val.f1);
     toyimg_fx_free(&f);
 }

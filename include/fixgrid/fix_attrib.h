@@ -3,8 +3,12 @@
  *  - blocks and their probe points: every dense or conv node except the output
  *    layer is a block; its probe reads the block's output after the element-wise
  *    and pooling nodes that follow it (BN, ReLU, pooling, dropout, flatten);
- *  - model probes: a linear classifier (softmax regression) on a probe point's
- *    activations, fitted with Adam on cached features;
+ *  - model probes, fitted with Adam on cached features: on a probe point with
+ *    a spatial extent (conv features, h or w > 1) a small CNN as the released
+ *    code's Probe module (1x1 conv + BN + ReLU, then two strided 3x3 conv
+ *    pairs with BN + ReLU when h >= 8, else two 3x3 convs each with BN + ReLU;
+ *    global average pooling; a dense layer), elsewhere a linear classifier
+ *    (softmax regression);
  *  - the anomaly score of a layer: the cross-entropy between the mean probe
  *    distribution of normal inputs and that of failing inputs;
  *  - neuron routing: for one input, a mask R in [0,1] over a block's weights,
@@ -27,21 +31,36 @@ int fg_attrib_blocks(const fg_model *m, int *layers, int max);
  * (layer itself when none follows). */
 int fg_attrib_probe_node(const fg_model *m, int layer);
 
-/* A linear probe: logits = W f + b, W k x d row-major, then b (k); params holds
- * both (k*d + k floats, owned). */
+/* The shape a probe sees at probe point `node`: the node's output, or, when
+ * the node is a flatten, the spatial shape it flattened (same memory). */
+fg_shape fg_attrib_probe_shape(const fg_model *m, int node);
+
+/* A probe: linear (net NULL: logits = W f + b, W k x d row-major, then b (k);
+ * params holds both, k*d + k floats) or a CNN (net: an fg_model whose input
+ * is the probe point's c x h x w, params NULL). Owned by the struct. Probe
+ * nets run in EVAL mode after their fit; logits and backward are not
+ * reentrant (the net keeps the last forward for its backward). */
 typedef struct {
     int d, k;
     float *params;
+    fg_model *net;
 } fg_attrib_probe;
-void fg_attrib_probe_init(fg_attrib_probe *p, int d, int k); /* zero parameters */
+void fg_attrib_probe_init(fg_attrib_probe *p, int d, int k); /* linear, zero parameters */
+/* The released code's probe for shape `in` (see above), PyTorch-default
+ * initialisation from rng. `variant` receives "cnn2" or "cnn1". */
+void fg_attrib_probe_init_cnn(fg_attrib_probe *p, fg_shape in, int k, fg_rng *rng, const char **variant);
+/* A CNN probe for spatial probe points and a linear one otherwise. */
+void fg_attrib_probe_init_for(fg_attrib_probe *p, fg_shape in, int k, fg_rng *rng);
 void fg_attrib_probe_free(fg_attrib_probe *p);
-/* z (n x k) from features f (n x d). */
+/* z (n x k) from features f (n x d); a CNN probe forwards its net on f. */
 void fg_attrib_probe_logits(const fg_attrib_probe *p, const float *f, int n, float *z);
-/* df (n x d) = dz W: the gradient at the probe point from dL/dz. */
+/* df (n x d): the gradient at the probe point from dL/dz (linear: dz W; CNN:
+ * the net's input gradient, for the features of the last logits call). */
 void fg_attrib_probe_backward(const fg_attrib_probe *p, const float *dz, int n, float *df);
 /* Fit on features f (n x d) with labels y: `epochs` shuffled passes of minibatch
- * Adam (lr, PyTorch defaults otherwise) on the mean cross-entropy. Returns the
- * accuracy (%) on f after the fit. */
+ * Adam (lr, PyTorch defaults otherwise) on the mean cross-entropy (a CNN probe
+ * in TRAIN mode, as the released code's probe_train). Returns the accuracy (%)
+ * on f after the fit, in EVAL mode. */
 double fg_attrib_probe_fit(fg_attrib_probe *p, const float *f, const int *y, int n, int epochs,
                            int batch, float lr, fg_rng *rng);
 /* Row-wise softmax of the probe's logits, averaged over the n inputs (k floats). */

@@ -36,20 +36,65 @@ int fg_attrib_probe_node(const fg_model *m, int layer)
     return j;
 }
 
+fg_shape fg_attrib_probe_shape(const fg_model *m, int node)
+{
+    const fg_layer *L = fg_model_node(m, node);
+    if (L->kind == FG_LAYER_FLATTEN && node > 0) return fg_model_node(m, node - 1)->out;
+    return L->out;
+}
+
 void fg_attrib_probe_init(fg_attrib_probe *p, int d, int k)
 {
     p->d = d, p->k = k;
+    p->net = NULL;
     p->params = fg_xfloats((size_t)k * (size_t)d + (size_t)k);
+}
+
+void fg_attrib_probe_init_cnn(fg_attrib_probe *p, fg_shape in, int k, fg_rng *rng, const char **variant)
+{
+    char desc[1024];
+    int c = in.c, two = in.h >= 8;
+    int off = snprintf(desc, sizeof desc, "input c=%d h=%d w=%d; conv out=%d k=1 s=1 p=0; bn; relu; ", c, in.h, in.w, c);
+    if (two)
+        off += snprintf(desc + off, sizeof desc - (size_t)off,
+                        "conv out=%d k=3 s=2 p=1; conv out=%d k=3 s=2 p=1; bn; relu; "
+                        "conv out=%d k=3 s=1 p=1; conv out=%d k=3 s=1 p=1; bn; relu; gap; dense out=%d",
+                        2 * c, 2 * c, 4 * c, 4 * c, k);
+    else
+        off += snprintf(desc + off, sizeof desc - (size_t)off,
+                        "conv out=%d k=3 s=1 p=1; bn; relu; conv out=%d k=3 s=1 p=1; bn; relu; gap; dense out=%d", c,
+                        c, k);
+    if (fg_model_parse(desc, "probe", &p->net) != FG_OK) FG_FATAL("probe description: %s", fg_errmsg());
+    fg_model_init_params(p->net, rng);
+    fg_model_set_input_grad(p->net, 1);
+    p->d = (int)fg_shape_size(in), p->k = k;
+    p->params = NULL;
+    if (variant) *variant = two ? "cnn2" : "cnn1";
+}
+
+void fg_attrib_probe_init_for(fg_attrib_probe *p, fg_shape in, int k, fg_rng *rng)
+{
+    if (in.h > 1 || in.w > 1)
+        fg_attrib_probe_init_cnn(p, in, k, rng, NULL);
+    else
+        fg_attrib_probe_init(p, (int)fg_shape_size(in), k);
 }
 
 void fg_attrib_probe_free(fg_attrib_probe *p)
 {
     free(p->params);
     p->params = NULL;
+    fg_model_free(p->net);
+    p->net = NULL;
 }
 
 void fg_attrib_probe_logits(const fg_attrib_probe *p, const float *f, int n, float *z)
 {
+    if (p->net) {
+        fg_model_set_mode(p->net, FG_MODE_EVAL);
+        memcpy(z, fg_model_forward(p->net, f, n), sizeof(float) * (size_t)n * (size_t)p->k);
+        return;
+    }
     const float *W = p->params, *b = p->params + (size_t)p->k * (size_t)p->d;
     for (int i = 0; i < n; i++) memcpy(z + (size_t)i * (size_t)p->k, b, sizeof(float) * (size_t)p->k);
     fg_gemm(0, 1, n, p->k, p->d, 1.0f, f, W, 1.0f, z);
@@ -57,6 +102,12 @@ void fg_attrib_probe_logits(const fg_attrib_probe *p, const float *f, int n, flo
 
 void fg_attrib_probe_backward(const fg_attrib_probe *p, const float *dz, int n, float *df)
 {
+    if (p->net) {
+        fg_model_zero_grad(p->net);
+        fg_model_backward(p->net, dz);
+        memcpy(df, fg_model_input_grad(p->net), sizeof(float) * (size_t)n * (size_t)p->d);
+        return;
+    }
     fg_gemm(0, 0, n, p->d, p->k, 1.0f, dz, p->params, 0.0f, df);
 }
 
@@ -68,6 +119,26 @@ double fg_attrib_probe_fit(fg_attrib_probe *p, const float *f, const int *y, int
     fg_recipe r = fg_recipe_default();
     r.optim = FG_OPTIM_ADAM;
     r.lr = lr;
+    if (p->net) {
+        r.batch = batch;
+        r.epochs = epochs;
+        r.sched = FG_SCHED_CONST;
+        fg_optim *o = fg_optim_new(p->net, &r);
+        fg_model_reserve(p->net, batch);
+        fg_model_set_mode(p->net, FG_MODE_TRAIN);
+        for (int e = 0; e < epochs; e++) {
+            int st = FG_OK;
+            fg_train_epoch(p->net, o, f, y, n, &r, e, rng, NULL, NULL, &st);
+            if (st != FG_OK) break; /* a non-finite loss: keep what the fit reached */
+        }
+        fg_optim_free(o);
+        fg_model_set_mode(p->net, FG_MODE_EVAL);
+        int right = 0, *pred = fg_xmalloc(sizeof(int) * (size_t)(n + 1));
+        fg_model_predict(p->net, f, n, batch, pred, NULL);
+        for (int i = 0; i < n; i++) right += pred[i] == y[i];
+        free(pred);
+        return n ? 100.0 * right / n : 0.0;
+    }
     fg_optim *o = fg_optim_new_n(np, &r);
     float *g = fg_xfloats(np), *fb = fg_xfloats((size_t)batch * (size_t)d);
     float *z = fg_xfloats((size_t)batch * (size_t)k), *dz = fg_xfloats((size_t)batch * (size_t)k);

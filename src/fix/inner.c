@@ -5,8 +5,10 @@
  *
  * Algorithm (the released code's repair loop, misclassification adaptation):
  *  1. Model probes. Every dense/conv layer before the output layer is a block;
- *     a linear probe on each block's output (after its BN/ReLU/pooling) is
- *     fitted to predict the label on `probe_samples` (1,000) normal inputs,
+ *     a probe on each block's output (after its BN/ReLU/pooling) is fitted to
+ *     predict the label on `probe_samples` (1,000) normal inputs: on conv
+ *     features the released code's small CNN (fix_attrib.h), on dense ones a
+ *     linear probe;
  *     `probe_epochs` (50) epochs of Adam lr 0.01, batch 128; the network is not
  *     touched.
  *  2. Layer selection. For each block, the mean probe softmax over
@@ -78,15 +80,20 @@
  *    the repaired failures still fail on lenet5, while valid accuracy falls
  *    from 85.4% to 73.6%; on vgg the first probe pass alone takes valid
  *    accuracy from 92.8% to 82.9%.
- *  - Probes (not yet followed; the likely cause of that loss). The released
- *    probes on conv stages are small CNNs (1x1 conv + BN + ReLU, then two or
- *    four 3x3 convs with BN and ReLU, global average pooling, a dense layer)
- *    and linear ones only on dense layers; the probed points are the VGG
- *    stages' outputs, and a stage's repaired layer is its last conv
- *    ("features1.3"). Ours is a linear probe on every dense/conv layer's
- *    output. A linear probe fitted to 1,000 inputs on thousands of conv
- *    features separates them with large weights, so the probe-loss gradient
- *    it sends into the block is large and phase (a) moves the block far.
+ *  - Probes (followed since this reading). The released probes on conv
+ *    stages are small CNNs (1x1 conv + BN + ReLU, then two strided 3x3 conv
+ *    pairs or two 3x3 convs, each with BN and ReLU, global average pooling, a
+ *    dense layer), linear ones only on dense layers; ours were linear on every
+ *    block. Now conv probe points get that CNN (the two-pair form when h >= 8,
+ *    as the VGG stages at 16x16 and 8x8 get it; the code's small MNIST CNN
+ *    uses the other form throughout), trained in TRAIN mode (Adam, as
+ *    probe_train) and run in EVAL mode. Still ours: every dense/conv layer is
+ *    a block, where the released VGG probes the stages' outputs and repairs
+ *    each stage's last conv ("features1.3"). Measured on fmnist-lenet5 (cpu,
+ *    seed 1, 4 rounds): valid 85.35% -> 83.43%, 79.6% of the repaired
+ *    failures still failing, test RR 17.7, ACC -3.5%; with 20 rounds it is
+ *    -15% as before, so on this f0 the loop itself trades about 0.7 points of
+ *    accuracy per round for about 4% of the failures.
  *  - Optimiser. MySGD masks only the tensor with the mask's shape (the block's
  *    weight); the block's bias, which get_target_param also selects, steps
  *    unmasked. Ours keeps biases fixed (unchanged).
@@ -291,7 +298,7 @@ static int in_run(const fg_fix_ctx *ctx, fg_fix_result *res)
             int d = (int)fg_shape_size(fg_model_node(m, pnode[b])->out);
             feat = fg_xfloats((size_t)n * (size_t)d);
             fg_attrib_features(m, pnode[b], xs, n, 256, feat);
-            fg_attrib_probe_init(&probes[b], d, C);
+            fg_attrib_probe_init_for(&probes[b], fg_attrib_probe_shape(m, pnode[b]), C, ctx->rng);
             fg_attrib_probe_fit(&probes[b], feat, ys, n, (int)pv[P_PROBE_EPOCHS], (int)pv[P_PROBE_BATCH],
                                 (float)pv[P_PROBE_LR], ctx->rng);
             free(feat);
@@ -448,7 +455,7 @@ cleanup:
     fg_fix_sets_free(&sets);
     fg_fix_sets_free(&vsets);
     for (int b = 0; b < nb; b++) {
-        if (probes[b].params) fg_attrib_probe_free(&probes[b]);
+        if (probes[b].params || probes[b].net) fg_attrib_probe_free(&probes[b]);
         free(blamed[b]);
     }
     free(probes), free(blamed), free(n_blamed), free(blocks), free(pnode), free(score), free(sel), free(frozen);

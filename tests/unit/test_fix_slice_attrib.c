@@ -281,3 +281,66 @@ Test(attrib, rank_by_count_then_index)
     const long want[5] = {2, 5, 0, 3, 4};
     for (int i = 0; i < 5; i++) cr_assert_eq(order[i], want[i], "position %d", i);
 }
+
+/* The CNN probe (the released code's Probe module on conv stages): its
+ * structure by probe size, its input gradient against central finite
+ * differences of a fixed linear function of the logits, and a fit that
+ * learns a spatial pattern a mean over channels alone could not tell apart. */
+Test(attrib, cnn_probe_structure_gradient_and_fit)
+{
+    fg_rng rng;
+    fg_rng_seed(&rng, 7);
+    fg_attrib_probe p;
+    const char *v = NULL;
+    fg_attrib_probe_init_cnn(&p, (fg_shape){2, 8, 8}, 3, &rng, &v);
+    cr_assert_str_eq(v, "cnn2");
+    cr_assert_eq(p.d, 128);
+    cr_assert_eq(fg_model_n_classes(p.net), 3);
+    fg_attrib_probe q;
+    fg_attrib_probe_init_cnn(&q, (fg_shape){2, 4, 4}, 3, &rng, &v);
+    cr_assert_str_eq(v, "cnn1");
+    fg_attrib_probe_free(&q);
+    fg_attrib_probe lin;
+    fg_attrib_probe_init_for(&lin, (fg_shape){5, 1, 1}, 3, &rng);
+    cr_assert_null(lin.net);
+    cr_assert_not_null(lin.params);
+    fg_attrib_probe_free(&lin);
+    /* gradient: L = sum_c a_c z_c at a random f (BN in EVAL mode: affine) */
+    float f[128], df[128], z[3];
+    const float a[3] = {0.7f, -1.3f, 0.4f};
+    for (int i = 0; i < 128; i++) f[i] = fg_rng_normal(&rng);
+    fg_attrib_probe_logits(&p, f, 1, z);
+    fg_attrib_probe_backward(&p, a, 1, df);
+    int checked = 0;
+    for (int i = 0; i < 128; i += 7) {
+        const double h = 1e-2;
+        float keep = f[i];
+        f[i] = keep + (float)h;
+        fg_attrib_probe_logits(&p, f, 1, z);
+        double up = a[0] * z[0] + a[1] * z[1] + a[2] * z[2];
+        f[i] = keep - (float)h;
+        fg_attrib_probe_logits(&p, f, 1, z);
+        double dn = a[0] * z[0] + a[1] * z[1] + a[2] * z[2];
+        f[i] = keep;
+        double fd = (up - dn) / (2 * h);
+        cr_assert(fabs(fd - df[i]) < 2e-3 + 2e-2 * fabs(fd), "df[%d] %g, finite difference %g", i, df[i], fd);
+        checked++;
+    }
+    cr_assert_gt(checked, 15);
+    /* fit: class = which quadrant of channel 0 is bright (same channel means) */
+    enum { N = 120 };
+    float *x = fg_xfloats((size_t)N * 128);
+    int y[N];
+    for (int s = 0; s < N; s++) {
+        y[s] = s % 3;
+        float *xs = x + (size_t)s * 128;
+        for (int i = 0; i < 128; i++) xs[i] = 0.1f * fg_rng_normal(&rng);
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++) xs[(y[s] == 2 ? 4 : 0) * 8 + r * 8 + c + (y[s] == 1 ? 4 : 0)] += 1.0f;
+    }
+    double acc = fg_attrib_probe_fit(&p, x, y, N, 30, 32, 0.01f, &rng);
+    cr_assert_gt(acc, 90.0, "probe fit accuracy %.1f%%", acc);
+    cr_assert_eq(fg_model_mode(p.net), FG_MODE_EVAL);
+    free(x);
+    fg_attrib_probe_free(&p);
+}

@@ -93,7 +93,12 @@
  *    seed 1, 4 rounds): valid 85.35% -> 83.43%, 79.6% of the repaired
  *    failures still failing, test RR 17.7, ACC -3.5%; with 20 rounds it is
  *    -15% as before, so on this f0 the loop itself trades about 0.7 points of
- *    accuracy per round for about 4% of the failures.
+ *    accuracy per round for about 4% of the failures. On fmnist-vgg (cpu,
+ *    seed 1, 6 rounds) the first probe pass now keeps valid accuracy at
+ *    92.75% (92.77% before it; the linear probes took it to 82.90%), and
+ *    after 6 rounds it is 89.58% (linear: 68.77%), test ACC -4.3%, RR 28.0,
+ *    NFR 6.1. The CNN probes' fit took 334 s of that 554 s run on a loaded
+ *    machine, so the cpu preset fits them for 10 epochs instead of 50.
  *  - Optimiser. MySGD masks only the tensor with the mask's shape (the block's
  *    weight); the block's bias, which get_target_param also selects, steps
  *    unmasked. Ours keeps biases fixed (unchanged).
@@ -133,7 +138,7 @@ enum {
 };
 static const fg_fix_param params[P_COUNT] = {
     [P_PROBE_N] = {"probe_samples", FG_PARAM_INT, 1000, NAN, 1, 1e9, NULL, "training inputs the probes are fitted on"},
-    [P_PROBE_EPOCHS] = {"probe_epochs", FG_PARAM_INT, 50, NAN, 1, 100000, NULL, "probe fitting epochs"},
+    [P_PROBE_EPOCHS] = {"probe_epochs", FG_PARAM_INT, 50, 10, 1, 100000, NULL, "probe fitting epochs (cpu: 10, the CNN probes cost most of a conv-subject run)"},
     [P_PROBE_LR] = {"probe_lr", FG_PARAM_FLOAT, 0.01, NAN, 1e-9, 10, NULL, "probe Adam learning rate"},
     [P_PROBE_BATCH] = {"probe_batch", FG_PARAM_INT, 128, NAN, 1, 65536, NULL, "probe minibatch"},
     [P_ANOM_N] = {"anomaly_samples", FG_PARAM_INT, 30, NAN, 1, 1e9, NULL, "normal and failing inputs for the layer anomaly"},
